@@ -1,0 +1,636 @@
+"""The usage service: the three axes for a period and filters, from rollups; the request log.
+
+Plain Python over SQLAlchemy Core: neither strawberry nor starlette is imported here, so the
+REST endpoint, GraphQL and the CLI all read the same numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crabglamp.ingest import compute_cost_pieces
+from crabglamp.models import (
+    NONE_ID,
+    Agent,
+    ComputeDaily,
+    ComputeInterval,
+    LlmDaily,
+    LlmEvent,
+    PlainVm,
+    VirtualKey,
+    VoiceDaily,
+)
+from crabglamp.periods import Period, as_utc, day_start, utcnow
+
+_T = TypeVar("_T")
+_t = lambda model: model.__table__  # noqa: E731  (SQLModel classes expose their Core table)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    """What to count. `account_ids=None` is platform-wide (admins only; the caller checks)."""
+
+    period: Period
+    account_ids: tuple[uuid.UUID, ...] | None
+    agent_id: uuid.UUID | None = None
+    key_ids: tuple[uuid.UUID, ...] | None = None
+    provider: str | None = None
+    model: str | None = None
+    voice_model: str | None = None
+
+
+# Results: money in micro-cents, durations in microseconds
+
+
+@dataclass(slots=True)
+class ComputeAgentUsage:
+    agent_id: uuid.UUID | None
+    agent_name: str | None
+    running_micros: int = 0
+    paused_micros: int = 0
+    running_us: int = 0
+    paused_us: int = 0
+
+    @property
+    def total_micros(self) -> int:
+        return self.running_micros + self.paused_micros
+
+
+@dataclass(slots=True)
+class PlainVmUsage:
+    plain_vm_id: uuid.UUID
+    plain_vm_name: str | None
+    cost_micros: int = 0
+    duration_us: int = 0
+
+
+@dataclass(slots=True)
+class ComputeDay:
+    date: date
+    agents: list[ComputeAgentUsage] = field(default_factory=list)
+    plain_vms: list[PlainVmUsage] = field(default_factory=list)
+
+    @property
+    def agent_micros(self) -> int:
+        return sum(a.total_micros for a in self.agents)
+
+    @property
+    def plain_vm_micros(self) -> int:
+        return sum(v.cost_micros for v in self.plain_vms)
+
+    @property
+    def total_micros(self) -> int:
+        return self.agent_micros + self.plain_vm_micros
+
+
+@dataclass(slots=True)
+class ComputeUsage:
+    daily: list[ComputeDay]
+    agents: list[ComputeAgentUsage]
+    plain_vms: list[PlainVmUsage]
+
+    @property
+    def total_micros(self) -> int:
+        return sum(d.total_micros for d in self.daily)
+
+
+@dataclass(slots=True)
+class LlmModelUsage:
+    model: str
+    provider: str
+    total_micros: int = 0
+    request_count: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(slots=True)
+class LlmDay:
+    date: date
+    models: list[LlmModelUsage] = field(default_factory=list)
+
+    @property
+    def total_micros(self) -> int:
+        return sum(m.total_micros for m in self.models)
+
+    @property
+    def request_count(self) -> int:
+        return sum(m.request_count for m in self.models)
+
+
+@dataclass(slots=True)
+class LlmAgentUsage:
+    agent_id: uuid.UUID | None
+    agent_name: str | None
+    total_micros: int = 0
+    request_count: int = 0
+
+
+@dataclass(slots=True)
+class LlmKeyUsage:
+    key_id: uuid.UUID
+    key_name: str
+    provider: str | None
+    spend_cap_micros: int | None
+    account_id: uuid.UUID
+    status: str = "active"
+    total_micros: int = 0
+    request_count: int = 0
+
+
+@dataclass(slots=True)
+class LlmUsage:
+    daily: list[LlmDay]
+    agents: list[LlmAgentUsage]
+    models: list[LlmModelUsage]
+    keys: list[LlmKeyUsage]
+    has_keys: bool
+
+    @property
+    def total_micros(self) -> int:
+        return sum(d.total_micros for d in self.daily)
+
+
+@dataclass(slots=True)
+class VoiceModelUsage:
+    voice_model: str
+    total_micros: int = 0
+    characters: int = 0
+    request_count: int = 0
+
+
+@dataclass(slots=True)
+class VoiceDay:
+    date: date
+    models: list[VoiceModelUsage] = field(default_factory=list)
+
+    @property
+    def total_micros(self) -> int:
+        return sum(m.total_micros for m in self.models)
+
+    @property
+    def characters(self) -> int:
+        return sum(m.characters for m in self.models)
+
+
+@dataclass(slots=True)
+class VoiceAgentUsage:
+    agent_id: uuid.UUID | None
+    agent_name: str | None
+    total_micros: int = 0
+    characters: int = 0
+
+
+@dataclass(slots=True)
+class VoiceUsage:
+    daily: list[VoiceDay]
+    agents: list[VoiceAgentUsage]
+    models: list[VoiceModelUsage]
+
+    @property
+    def total_micros(self) -> int:
+        return sum(d.total_micros for d in self.daily)
+
+    @property
+    def total_characters(self) -> int:
+        return sum(d.characters for d in self.daily)
+
+    @property
+    def has_voice_usage(self) -> bool:
+        return any(m.characters or m.total_micros or m.request_count for m in self.models)
+
+
+@dataclass(slots=True)
+class Usage:
+    period: Period
+    compute: ComputeUsage
+    llm: LlmUsage
+    voice: VoiceUsage
+
+
+# Reading
+
+
+def _scope(table: Any, query: UsageQuery) -> list[Any]:
+    conditions = [table.c.day >= query.period.start, table.c.day <= query.period.end]
+    if query.account_ids is not None:
+        conditions.append(table.c.account_id.in_(query.account_ids))
+    if query.agent_id is not None:
+        conditions.append(table.c.agent_id == query.agent_id)
+    return conditions
+
+
+def _agent(agent_id: uuid.UUID) -> uuid.UUID | None:
+    return None if agent_id == NONE_ID else agent_id
+
+
+async def _names(
+    conn: AsyncConnection, model: Any, ids: Iterable[uuid.UUID | None]
+) -> dict[uuid.UUID, str]:
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    table = _t(model)
+    rows = await conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(wanted)))
+    return {row[0]: row[1] for row in rows}
+
+
+def _sorted_by_cost(items: Iterable[_T], cost: Any) -> list[_T]:
+    # Biggest spender first; ties broken by content so that every caller sees one order.
+    return sorted(items, key=lambda item: (-cost(item), repr(item)))
+
+
+async def llm_usage(conn: AsyncConnection, query: UsageQuery) -> LlmUsage:
+    table = _t(LlmDaily)
+    conditions = _scope(table, query)
+    if query.key_ids is not None:
+        conditions.append(table.c.key_id.in_(query.key_ids))
+    if query.provider is not None:
+        conditions.append(table.c.provider == query.provider)
+    if query.model is not None:
+        conditions.append(table.c.model == query.model)
+    rows = await conn.execute(
+        select(
+            table.c.day,
+            table.c.key_id,
+            table.c.agent_id,
+            table.c.provider,
+            table.c.model,
+            table.c.cost_micros,
+            table.c.request_count,
+            table.c.input_tokens,
+            table.c.output_tokens,
+        ).where(and_(*conditions))
+    )
+    days: dict[date, dict[tuple[str, str], LlmModelUsage]] = {d: {} for d in query.period.days}
+    models: dict[tuple[str, str], LlmModelUsage] = {}
+    agents: dict[uuid.UUID | None, LlmAgentUsage] = {}
+    per_key: dict[uuid.UUID, list[int]] = {}
+    for day, key_id, agent_id, provider, model, cost, count, tokens_in, tokens_out in rows:
+        for bucket in (days[day], models):
+            entry = bucket.get((provider, model))
+            if entry is None:
+                entry = bucket[(provider, model)] = LlmModelUsage(model, provider)
+            entry.total_micros += cost
+            entry.request_count += count
+            entry.input_tokens += tokens_in
+            entry.output_tokens += tokens_out
+        agent = _agent(agent_id)
+        agent_entry = agents.get(agent)
+        if agent_entry is None:
+            agent_entry = agents[agent] = LlmAgentUsage(agent, None)
+        agent_entry.total_micros += cost
+        agent_entry.request_count += count
+        key_sum = per_key.setdefault(key_id, [0, 0])
+        key_sum[0] += cost
+        key_sum[1] += count
+
+    keys = await _keys(conn, query, per_key)
+    names = await _names(conn, Agent, agents)
+    for agent_entry in agents.values():
+        agent_entry.agent_name = names.get(agent_entry.agent_id) if agent_entry.agent_id else None
+    return LlmUsage(
+        daily=[
+            LlmDay(d, _sorted_by_cost(m.values(), lambda x: x.total_micros))
+            for d, m in days.items()
+        ],
+        agents=_sorted_by_cost(agents.values(), lambda x: x.total_micros),
+        models=_sorted_by_cost(models.values(), lambda x: x.total_micros),
+        keys=keys,
+        has_keys=await _has_keys(conn, query),
+    )
+
+
+async def _keys(
+    conn: AsyncConnection, query: UsageQuery, per_key: dict[uuid.UUID, list[int]]
+) -> list[LlmKeyUsage]:
+    """Keys that spent in the period, and — without an agent or model filter — every other
+    key in scope at zero, so a key that was quiet still has its card."""
+    table = _t(VirtualKey)
+    ids = set(per_key)
+    conditions: list[Any] = []
+    if query.account_ids is not None:
+        conditions.append(table.c.account_id.in_(query.account_ids))
+    if query.key_ids is not None:
+        conditions.append(table.c.id.in_(query.key_ids))
+    if query.provider is not None:
+        conditions.append(table.c.provider == query.provider)
+    quiet_too = query.agent_id is None and query.model is None
+    where = table.c.id.in_(sorted(ids)) if not quiet_too else and_(*conditions)
+    if quiet_too and ids:
+        where = where | table.c.id.in_(sorted(ids))
+    if not quiet_too and not ids:
+        return []
+    rows = await conn.execute(
+        select(
+            table.c.id,
+            table.c.name,
+            table.c.provider,
+            table.c.spend_cap_micros,
+            table.c.account_id,
+            table.c.status,
+        ).where(where)
+    )
+    keys = []
+    for key_id, name, provider, cap, account_id, status in rows:
+        spent, count = per_key.get(key_id, (0, 0))
+        keys.append(LlmKeyUsage(key_id, name, provider, cap, account_id, status, spent, count))
+    return sorted(keys, key=lambda k: (-k.total_micros, k.key_name, str(k.key_id)))
+
+
+async def _has_keys(conn: AsyncConnection, query: UsageQuery) -> bool:
+    table = _t(VirtualKey)
+    statement = select(table.c.id).limit(1)
+    if query.account_ids is not None:
+        statement = statement.where(table.c.account_id.in_(query.account_ids))
+    return (await conn.execute(statement)).first() is not None
+
+
+async def voice_usage(conn: AsyncConnection, query: UsageQuery) -> VoiceUsage:
+    table = _t(VoiceDaily)
+    conditions = _scope(table, query)
+    if query.voice_model is not None:
+        conditions.append(table.c.voice_model == query.voice_model)
+    rows = await conn.execute(
+        select(
+            table.c.day,
+            table.c.agent_id,
+            table.c.voice_model,
+            table.c.cost_micros,
+            table.c.characters,
+            table.c.request_count,
+        ).where(and_(*conditions))
+    )
+    days: dict[date, dict[str, VoiceModelUsage]] = {d: {} for d in query.period.days}
+    models: dict[str, VoiceModelUsage] = {}
+    agents: dict[uuid.UUID | None, VoiceAgentUsage] = {}
+    for day, agent_id, voice_model, cost, characters, count in rows:
+        for bucket in (days[day], models):
+            entry = bucket.get(voice_model)
+            if entry is None:
+                entry = bucket[voice_model] = VoiceModelUsage(voice_model)
+            entry.total_micros += cost
+            entry.characters += characters
+            entry.request_count += count
+        agent = _agent(agent_id)
+        agent_entry = agents.get(agent)
+        if agent_entry is None:
+            agent_entry = agents[agent] = VoiceAgentUsage(agent, None)
+        agent_entry.total_micros += cost
+        agent_entry.characters += characters
+    names = await _names(conn, Agent, agents)
+    for agent_entry in agents.values():
+        agent_entry.agent_name = names.get(agent_entry.agent_id) if agent_entry.agent_id else None
+    return VoiceUsage(
+        daily=[
+            VoiceDay(d, _sorted_by_cost(m.values(), lambda x: x.total_micros))
+            for d, m in days.items()
+        ],
+        agents=_sorted_by_cost(agents.values(), lambda x: x.total_micros),
+        models=_sorted_by_cost(models.values(), lambda x: x.total_micros),
+    )
+
+
+async def compute_usage(
+    conn: AsyncConnection, query: UsageQuery, now: datetime | None = None
+) -> ComputeUsage:
+    table = _t(ComputeDaily)
+    rows = list(
+        await conn.execute(
+            select(
+                table.c.day,
+                table.c.agent_id,
+                table.c.plain_vm_id,
+                table.c.state,
+                table.c.cost_micros,
+                table.c.duration_us,
+            ).where(and_(*_scope(table, query)))
+        )
+    )
+    rows += await _open_interval_pieces(conn, query, now or utcnow())
+    days: dict[
+        date, tuple[dict[uuid.UUID | None, ComputeAgentUsage], dict[uuid.UUID, PlainVmUsage]]
+    ] = {d: ({}, {}) for d in query.period.days}
+    agents: dict[uuid.UUID | None, ComputeAgentUsage] = {}
+    vms: dict[uuid.UUID, PlainVmUsage] = {}
+    for day, agent_id, plain_vm_id, state, cost, duration in rows:
+        day_agents, day_vms = days[day]
+        if plain_vm_id != NONE_ID:
+            for vm_bucket in (day_vms, vms):
+                vm = vm_bucket.get(plain_vm_id)
+                if vm is None:
+                    vm = vm_bucket[plain_vm_id] = PlainVmUsage(plain_vm_id, None)
+                vm.cost_micros += cost
+                vm.duration_us += duration
+            continue
+        agent = _agent(agent_id)
+        for agent_bucket in (day_agents, agents):
+            entry = agent_bucket.get(agent)
+            if entry is None:
+                entry = agent_bucket[agent] = ComputeAgentUsage(agent, None)
+            if state == "paused":
+                entry.paused_micros += cost
+                entry.paused_us += duration
+            else:
+                entry.running_micros += cost
+                entry.running_us += duration
+    agent_names = await _names(conn, Agent, agents)
+    vm_names = await _names(conn, PlainVm, vms)
+    for day_agents, day_vms in days.values():
+        for entry in (*day_agents.values(), *agents.values()):
+            entry.agent_name = agent_names.get(entry.agent_id) if entry.agent_id else None
+        for vm in (*day_vms.values(), *vms.values()):
+            vm.plain_vm_name = vm_names.get(vm.plain_vm_id)
+    if not days:
+        for entry in agents.values():
+            entry.agent_name = agent_names.get(entry.agent_id) if entry.agent_id else None
+    return ComputeUsage(
+        daily=[
+            ComputeDay(
+                d,
+                _sorted_by_cost(day_agents.values(), lambda x: x.total_micros),
+                _sorted_by_cost(day_vms.values(), lambda x: x.cost_micros),
+            )
+            for d, (day_agents, day_vms) in days.items()
+        ],
+        agents=_sorted_by_cost(agents.values(), lambda x: x.total_micros),
+        plain_vms=_sorted_by_cost(vms.values(), lambda x: x.cost_micros),
+    )
+
+
+async def _open_interval_pieces(
+    conn: AsyncConnection, query: UsageQuery, now: datetime
+) -> list[tuple[date, uuid.UUID, uuid.UUID, str, int, int]]:
+    """Open intervals are not rolled up (their end is unknown); they accrue until now."""
+    table = _t(ComputeInterval)
+    conditions = [table.c.end.is_(None), table.c.start < query.period.end_dt]
+    if query.account_ids is not None:
+        conditions.append(table.c.account_id.in_(query.account_ids))
+    if query.agent_id is not None:
+        conditions.append(table.c.agent_id == query.agent_id)
+    rows = await conn.execute(
+        select(
+            table.c.agent_id,
+            table.c.plain_vm_id,
+            table.c.state,
+            table.c.start,
+            table.c.cents_per_hour_micros,
+        ).where(and_(*conditions))
+    )
+    pieces = []
+    for agent_id, plain_vm_id, state, start, rate in rows:
+        start = as_utc(start)
+        if start >= now:
+            continue
+        for day, cost, length in compute_cost_pieces(start, now, rate):
+            if query.period.start <= day <= query.period.end:
+                pieces.append(
+                    (day, agent_id or NONE_ID, plain_vm_id or NONE_ID, state, cost, length)
+                )
+    return pieces
+
+
+async def usage(conn: AsyncConnection, query: UsageQuery, now: datetime | None = None) -> Usage:
+    return Usage(
+        period=query.period,
+        compute=await compute_usage(conn, query, now),
+        llm=await llm_usage(conn, query),
+        voice=await voice_usage(conn, query),
+    )
+
+
+# The per-request log: raw events, keyset-paginated
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    id: str
+    ts: datetime
+    key_id: uuid.UUID
+    agent_id: uuid.UUID | None
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPage:
+    requests: list[LoggedRequest]
+    end_cursor: str | None
+    has_next_page: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLogQuery:
+    day: date
+    account_ids: tuple[uuid.UUID, ...] | None
+    model: str | None = None
+    key_ids: tuple[uuid.UUID, ...] | None = None
+    provider: str | None = None
+    agent_id: uuid.UUID | None = None
+
+
+def encode_cursor(ts: datetime, event_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{as_utc(ts).isoformat()}|{event_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
+        moment, event_id = raw.split("|", 1)
+        return as_utc(datetime.fromisoformat(moment)), event_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a cursor of this log: {cursor!r}") from exc
+
+
+async def request_log(
+    conn: AsyncConnection, query: RequestLogQuery, first: int = 50, after: str | None = None
+) -> RequestPage:
+    if not 1 <= first <= 500:
+        raise ValueError("first must be between 1 and 500")
+    table = _t(LlmEvent)
+    start = day_start(query.day)
+    end = day_start(date.fromordinal(query.day.toordinal() + 1))
+    conditions = [table.c.ts >= start, table.c.ts < end]
+    if query.account_ids is not None:
+        conditions.append(table.c.account_id.in_(query.account_ids))
+    if query.key_ids is not None:
+        conditions.append(table.c.key_id.in_(query.key_ids))
+    if query.model is not None:
+        conditions.append(table.c.model == query.model)
+    if query.provider is not None:
+        conditions.append(table.c.provider == query.provider)
+    if query.agent_id is not None:
+        conditions.append(table.c.agent_id == query.agent_id)
+    if after is not None:
+        cursor_ts, cursor_id = decode_cursor(after)
+        conditions.append(tuple_(table.c.ts, table.c.id) > tuple_(cursor_ts, cursor_id))
+    rows = (
+        await conn.execute(
+            select(
+                table.c.id,
+                table.c.ts,
+                table.c.key_id,
+                table.c.agent_id,
+                table.c.provider,
+                table.c.model,
+                table.c.input_tokens,
+                table.c.output_tokens,
+                table.c.cost_micros,
+                table.c.status,
+            )
+            .where(and_(*conditions))
+            .order_by(table.c.ts, table.c.id)
+            .limit(first + 1)
+        )
+    ).all()
+    items = [LoggedRequest(r[0], as_utc(r[1]), *r[2:]) for r in rows[:first]]
+    has_next = len(rows) > first
+    cursor = encode_cursor(items[-1].ts, items[-1].id) if items else None
+    return RequestPage(items, cursor, has_next)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLogSummary:
+    request_count: int
+    total_micros: int
+
+
+async def request_log_summary(conn: AsyncConnection, query: RequestLogQuery) -> RequestLogSummary:
+    """The log's count and total, from the rollups (the same numbers as the chart)."""
+    table = _t(LlmDaily)
+    conditions = [table.c.day == query.day]
+    if query.account_ids is not None:
+        conditions.append(table.c.account_id.in_(query.account_ids))
+    if query.key_ids is not None:
+        conditions.append(table.c.key_id.in_(query.key_ids))
+    if query.model is not None:
+        conditions.append(table.c.model == query.model)
+    if query.provider is not None:
+        conditions.append(table.c.provider == query.provider)
+    if query.agent_id is not None:
+        conditions.append(table.c.agent_id == query.agent_id)
+    row = (
+        await conn.execute(
+            select(
+                func.coalesce(func.sum(table.c.request_count), 0),
+                func.coalesce(func.sum(table.c.cost_micros), 0),
+            ).where(and_(*conditions))
+        )
+    ).one()
+    return RequestLogSummary(int(row[0]), int(row[1]))
+
+
+def all_days(period: Period) -> Sequence[date]:
+    return period.days
