@@ -23,6 +23,7 @@ from crabglamp.models import (
     ComputeInterval,
     LlmDaily,
     LlmEvent,
+    LlmHourly,
     PlainVm,
     VirtualKey,
     VoiceDaily,
@@ -497,6 +498,19 @@ class Ingestor:
                 acc[1] += 1
                 acc[2] += r["input_tokens"]
                 acc[3] += r["output_tokens"]
+        hourly: dict[tuple[Any, ...], list[int]] = {}
+        for r in rows:
+            hour = r["ts"].replace(minute=0, second=0, microsecond=0)
+            acc = hourly.setdefault((r["account_id"], r["key_id"], hour), [0, 0])
+            acc[0] += r["cost_micros"]
+            acc[1] += 1
+        await self._upsert(
+            conn,
+            LlmHourly,
+            ("account_id", "key_id", "hour"),
+            hourly,
+            ("cost_micros", "request_count"),
+        )
         await self._upsert(
             conn,
             LlmDaily,

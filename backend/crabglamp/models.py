@@ -179,3 +179,14 @@ class ComputeDaily(SQLModel, table=True):
     state: str = Field(primary_key=True)
     cost_micros: int = _micros()
     duration_us: int = Field(default=0, sa_type=BigInteger)
+
+
+class LlmHourly(SQLModel, table=True):
+    """Per key and UTC hour: what anomaly detection compares against a key's own baseline."""
+
+    __tablename__ = "llm_hourly"
+    account_id: uuid.UUID = Field(primary_key=True)
+    key_id: uuid.UUID = Field(primary_key=True)
+    hour: datetime = Field(primary_key=True, sa_type=DateTime(timezone=True))
+    cost_micros: int = _micros()
+    request_count: int = Field(default=0, sa_type=BigInteger)

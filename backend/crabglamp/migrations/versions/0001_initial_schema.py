@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 23:41:28.400166
+Create Date: 2026-11-24 23:44:21.269378
 """
 
 from __future__ import annotations
@@ -101,6 +101,15 @@ def upgrade() -> None:
             "ix_llm_event_key_model_ts", ["key_id", "model", "ts", "id"], unique=False
         )
 
+    op.create_table(
+        "llm_hourly",
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("key_id", sa.Uuid(), nullable=False),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("cost_micros", sa.BigInteger(), nullable=False),
+        sa.Column("request_count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("account_id", "key_id", "hour"),
+    )
     op.create_table(
         "price",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -243,6 +252,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_price_model"))
 
     op.drop_table("price")
+    op.drop_table("llm_hourly")
     with op.batch_alter_table("llm_event", schema=None) as batch_op:
         batch_op.drop_index("ix_llm_event_key_model_ts")
         batch_op.drop_index("ix_llm_event_account_model_ts")
