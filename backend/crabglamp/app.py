@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from crabglamp.auth import Authenticator
 from crabglamp.db import make_engine, read_transaction
+from crabglamp.devtokens import dev_routes, dev_settings
 from crabglamp.ingest import Ingestor
 from crabglamp.prices import load_price_book
 from crabglamp.settings import Settings
@@ -29,6 +31,7 @@ class Services:
     engine: AsyncEngine
     ingestor: Ingestor
     writer: GroupCommitWriter
+    authenticator: Authenticator
 
 
 def services(request: Request) -> Services:
@@ -59,6 +62,8 @@ def _routes(settings: Settings) -> list[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        # Development sign-in with locally signed tokens; never mounted in production.
+        *([] if settings.production else dev_routes()),
     ]
 
 
@@ -72,9 +77,11 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         async with db.connect() as conn:
             prices = await load_price_book(conn)
         ingestor = Ingestor(db, prices)
+        # Outside production and without CLERK_JWT_KEY this verifies the local dev key's tokens.
+        authenticator = Authenticator(dev_settings(settings))
         writer = GroupCommitWriter(ingestor)
         await writer.start()
-        app.state.services = Services(settings, db, ingestor, writer)
+        app.state.services = Services(settings, db, ingestor, writer, authenticator)
         try:
             yield {}
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--account", required=True, help="account id (UUID)")
     exp.add_argument("--month", required=True, help="YYYY-MM")
     exp.add_argument("--output", "-o", default="-", help="file to write, or - for standard output")
+
+    tok = sub.add_parser("token", help="print a development session token (never in production)")
+    tok.add_argument("--user", required=True, help="user id, the token's sub (e.g. user_demo_bob)")
+    tok.add_argument("--org", help="organisation id, the token's o.id (e.g. org_demo_acme)")
+    tok.add_argument("--role", choices=["admin", "member"], help="role in --org (default member)")
+    tok.add_argument("--admin", action="store_true", help="platform admin (metadata.role=admin)")
+    tok.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    tok.add_argument("--azp", help="authorized party (default http://127.0.0.1:8000)")
     return parser
 
 
@@ -71,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from crabglamp.bundle import export_command
 
         return asyncio.run(export_command(settings, args.account, args.month, args.output))
+    if args.command == "token":
+        from crabglamp.devtokens import token_command
+
+        return token_command(settings, args)
     raise AssertionError(args.command)
 
 
@@ -88,6 +101,10 @@ async def _migrate(settings: Settings) -> None:
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
+    from crabglamp.devtokens import DEV_ORIGINS_ENV, serve_origins
+
+    # Development tokens name their origin (azp): let the workers accept the one they serve.
+    os.environ.setdefault(DEV_ORIGINS_ENV, ",".join(serve_origins(host, port)))
     print(
         f"CrabGlamp Usage on http://{host}:{port}/  (database: {settings.database_url})", flush=True
     )
