@@ -83,14 +83,14 @@ async def default_account_id(conn: AsyncConnection, caller: Caller) -> uuid.UUID
     """The active organisation's account, else the caller's personal account, else the first
     account it is a member of."""
     if caller.org_id:
-        found = (
+        found: uuid.UUID | None = (
             await conn.execute(
                 select(_accounts.c.id).where(_accounts.c.clerk_org_id == caller.org_id)
             )
         ).scalar()
         if found is not None:
             return found
-    personal = (
+    personal: uuid.UUID | None = (
         await conn.execute(
             select(_accounts.c.id)
             .where(_accounts.c.owner_user_id == caller.user_id, _accounts.c.clerk_org_id.is_(None))

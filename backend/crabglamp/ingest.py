@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, event, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from crabglamp.db import write_transaction
+from crabglamp.bulk import add_to_sums, existing_ids, insert_rows
+from crabglamp.db import WRITE_OPTION, is_sqlite, write_transaction
 from crabglamp.models import (
     NONE_ID,
     Account,
@@ -123,10 +123,6 @@ def compute_cost_pieces(
     return pieces
 
 
-def _dialect_insert(conn: AsyncConnection, table: Table) -> Any:
-    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
-
-
 def _retryable(exc: DBAPIError) -> bool:
     if isinstance(exc, IntegrityError):
         return True  # a concurrent writer inserted the same event id first: look again
@@ -134,16 +130,53 @@ def _retryable(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) or "deadlock" in text or "serializ" in text
 
 
+@dataclass(slots=True)
+class _Owners:
+    """Which account owns each key, agent and plain VM, and which accounts exist.
+
+    These facts never change once committed (nothing moves between accounts), so the ingestor
+    keeps the ones it read from committed state; one batch sees that cache plus its own reads.
+    """
+
+    keys: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    agents: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    vms: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    accounts: set[uuid.UUID] = field(default_factory=set)
+
+    def remember(self, other: _Owners) -> None:
+        self.keys.update(other.keys)
+        self.agents.update(other.agents)
+        self.vms.update(other.vms)
+        self.accounts.update(other.accounts)
+
+    def clear(self) -> None:
+        self.keys.clear()
+        self.agents.clear()
+        self.vms.clear()
+        self.accounts.clear()
+
+
+_STATUSES = frozenset({"ok", "error"})
+_STATES = frozenset({"running", "paused"})
+
+
 class Ingestor:
-    """Records batches of events. Safe to share; caches only immutable facts (key → account)."""
+    """Records batches of events. Safe to share between tasks.
+
+    It caches who owns which key, agent and plain VM, and which accounts exist, but only rows
+    that were committed before the transaction that read them: a caller's transaction (an
+    import, say) may have created rows itself and may still roll back. Rows a transaction sees
+    before it has written anything were committed by others, so those are the ones kept.
+    """
 
     def __init__(self, engine: AsyncEngine, prices: PriceBook | None = None) -> None:
         self.engine = engine
         self.prices = prices or default_price_book()
-        self._key_account: dict[uuid.UUID, uuid.UUID] = {}
-        self._agent_account: dict[uuid.UUID, uuid.UUID] = {}
-        self._vm_account: dict[uuid.UUID, uuid.UUID] = {}
-        self._accounts: set[uuid.UUID] = set()
+        self._committed = _Owners()
+        if is_sqlite(engine) and not event.contains(
+            engine.sync_engine, "begin", _note_changes_at_begin
+        ):
+            event.listen(engine.sync_engine, "begin", _note_changes_at_begin)
 
     async def record(self, records: Sequence[Record]) -> IngestResult:
         """Record in a transaction of its own, retrying when a concurrent writer raced us."""
@@ -159,35 +192,45 @@ class Ingestor:
 
     async def record_in(self, conn: AsyncConnection, records: Sequence[Record]) -> IngestResult:
         """Record within the caller's transaction; raises IngestError before writing anything."""
-        llm = [r for r in records if isinstance(r, LlmRecord)]
-        voice = [r for r in records if isinstance(r, VoiceRecord)]
-        compute = [r for r in records if isinstance(r, ComputeRecord)]
+        llm: list[LlmRecord] = []
+        voice: list[VoiceRecord] = []
+        compute: list[ComputeRecord] = []
+        for record in records:
+            if isinstance(record, LlmRecord):
+                llm.append(record)
+            elif isinstance(record, VoiceRecord):
+                voice.append(record)
+            else:
+                compute.append(record)
         problems: list[RecordProblem] = []
-        await self._load_references(conn, llm, voice, compute)
-        llm_rows = self._llm_rows(llm, problems)
-        voice_rows = self._voice_rows(voice, problems)
-        compute_rows = self._compute_rows(compute, problems)
-        llm_rows = _dedupe_batch(llm_rows, problems)
-        voice_rows = _dedupe_batch(voice_rows, problems)
-        compute_rows = _dedupe_batch(compute_rows, problems)
+        result = IngestResult()
+        owners = await self._owners(conn, llm, voice, compute)
+        llm_rows = _dedupe_batch(self._llm_rows(llm, owners, problems), problems, result)
+        voice_rows = _dedupe_batch(self._voice_rows(voice, owners, problems), problems, result)
+        compute_rows = _dedupe_batch(
+            self._compute_rows(compute, owners, problems), problems, result, may_close=True
+        )
         if problems:
             raise IngestError(problems)
 
-        result = IngestResult()
         new_llm = await self._new_only(conn, LlmEvent, llm_rows, problems, result)
         new_voice = await self._new_only(conn, VoiceEvent, voice_rows, problems, result)
         new_compute, closing = await self._new_compute(conn, compute_rows, problems, result)
         if problems:
             raise IngestError(problems)
 
+        # Inserted in id order: two batches sharing ids then take their locks in one order.
         if new_llm:
-            await conn.execute(LlmEvent.__table__.insert(), new_llm)  # type: ignore[attr-defined]
+            new_llm.sort(key=_by_id)
+            await insert_rows(conn, LlmEvent.__table__, new_llm)  # type: ignore[attr-defined]
             await self._add_llm_rollups(conn, new_llm)
         if new_voice:
-            await conn.execute(VoiceEvent.__table__.insert(), new_voice)  # type: ignore[attr-defined]
+            new_voice.sort(key=_by_id)
+            await insert_rows(conn, VoiceEvent.__table__, new_voice)  # type: ignore[attr-defined]
             await self._add_voice_rollups(conn, new_voice)
         if new_compute:
-            await conn.execute(ComputeInterval.__table__.insert(), new_compute)  # type: ignore[attr-defined]
+            new_compute.sort(key=_by_id)
+            await insert_rows(conn, ComputeInterval.__table__, new_compute)  # type: ignore[attr-defined]
         closed = [row for row in new_compute if row["end"] is not None]
         closed += await self._close_intervals(conn, closing, result)
         if closed:
@@ -196,64 +239,70 @@ class Ingestor:
         result.new_ids = [r["id"] for r in (*new_llm, *new_voice, *new_compute)]
         return result
 
-    # References: every event must point at things that exist, in the same account
+    # Owners: every event must point at things that exist, in the same account
 
-    async def _load_references(
+    async def _owners(
         self,
         conn: AsyncConnection,
         llm: Sequence[LlmRecord],
         voice: Sequence[VoiceRecord],
         compute: Sequence[ComputeRecord],
-    ) -> None:
-        keys = {r.key_id for r in llm} | {r.key_id for r in voice if r.key_id}
-        agents = {r.agent_id for r in (*llm, *voice, *compute) if r.agent_id}
-        vms = {r.plain_vm_id for r in compute if r.plain_vm_id}
-        accounts = {r.account_id for r in (*voice, *compute)}
-        await self._fill(conn, VirtualKey, keys - self._key_account.keys(), self._key_account)
-        await self._fill(conn, Agent, agents - self._agent_account.keys(), self._agent_account)
-        await self._fill(conn, PlainVm, vms - self._vm_account.keys(), self._vm_account)
-        missing = accounts - self._accounts
+    ) -> _Owners:
+        """The owners of this batch: from the cache, else read in `conn` (and then cached when
+        `conn` has written nothing yet, so that what it read was committed by others)."""
+        keys = {r.key_id for r in llm}
+        agents = {r.agent_id for r in llm if r.agent_id is not None}
+        accounts = set()
+        for v in voice:
+            accounts.add(v.account_id)
+            if v.key_id is not None:
+                keys.add(v.key_id)
+            if v.agent_id is not None:
+                agents.add(v.agent_id)
+        vms = set()
+        for c in compute:
+            accounts.add(c.account_id)
+            if c.agent_id is not None:
+                agents.add(c.agent_id)
+            if c.plain_vm_id is not None:
+                vms.add(c.plain_vm_id)
+        cache, owners, read = self._committed, _Owners(), _Owners()
+        await _owned_by(conn, VirtualKey, keys, cache.keys, owners.keys, read.keys)
+        await _owned_by(conn, Agent, agents, cache.agents, owners.agents, read.agents)
+        await _owned_by(conn, PlainVm, vms, cache.vms, owners.vms, read.vms)
+        owners.accounts = accounts & cache.accounts
+        missing = accounts - owners.accounts
         if missing:
             table = Account.__table__  # type: ignore[attr-defined]
             for chunk in _chunks(sorted(missing), _IN_CHUNK):
                 found = await conn.execute(select(table.c.id).where(table.c.id.in_(chunk)))
-                self._accounts.update(row[0] for row in found)
-
-    async def _fill(
-        self,
-        conn: AsyncConnection,
-        model: Any,
-        ids: set[uuid.UUID],
-        into: dict[uuid.UUID, uuid.UUID],
-    ) -> None:
-        table = model.__table__
-        for chunk in _chunks(sorted(ids), _IN_CHUNK):
-            rows = await conn.execute(
-                select(table.c.id, table.c.account_id).where(table.c.id.in_(chunk))
-            )
-            into.update((row[0], row[1]) for row in rows)
+                read.accounts.update(row[0] for row in found)
+            owners.accounts |= read.accounts
+        if (read.keys or read.agents or read.vms or read.accounts) and await _sees_only_committed(
+            conn
+        ):
+            cache.remember(read)
+        return owners
 
     def forget(self) -> None:
-        """Drop cached references (tests that reset the database call this)."""
-        self._key_account.clear()
-        self._agent_account.clear()
-        self._vm_account.clear()
-        self._accounts.clear()
+        """Drop cached owners (tests that reset the database call this)."""
+        self._committed.clear()
 
+    @staticmethod
     def _check_owner(
-        self,
         event_id: str,
         account_id: uuid.UUID,
         agent_id: uuid.UUID | None,
+        owners: _Owners,
         problems: list[RecordProblem],
         plain_vm_id: uuid.UUID | None = None,
     ) -> bool:
-        if agent_id is not None and self._agent_account.get(agent_id) != account_id:
+        if agent_id is not None and owners.agents.get(agent_id) != account_id:
             problems.append(
                 RecordProblem(event_id, f"agentId {agent_id} is not an agent of this account")
             )
             return False
-        if plain_vm_id is not None and self._vm_account.get(plain_vm_id) != account_id:
+        if plain_vm_id is not None and owners.vms.get(plain_vm_id) != account_id:
             problems.append(
                 RecordProblem(
                     event_id, f"plainVmId {plain_vm_id} is not a plain VM of this account"
@@ -265,24 +314,29 @@ class Ingestor:
     # Rows
 
     def _llm_rows(
-        self, records: Iterable[LlmRecord], problems: list[RecordProblem]
+        self, records: Iterable[LlmRecord], owners: _Owners, problems: list[RecordProblem]
     ) -> list[dict[str, Any]]:
         rows = []
         for r in records:
-            account_id = self._key_account.get(r.key_id)
+            account_id = owners.keys.get(r.key_id)
             if account_id is None:
                 problems.append(RecordProblem(r.id, f"keyId {r.key_id} is not a known virtual key"))
                 continue
-            if not self._check_owner(r.id, account_id, r.agent_id, problems):
+            if not self._check_owner(r.id, account_id, r.agent_id, owners, problems):
                 continue
+            invalid = _llm_problem(r)
+            if invalid:
+                problems.append(RecordProblem(r.id, invalid))
+                continue
+            ts = as_utc(r.ts)
             cost = r.cost_micros
             if cost is None:
                 if r.status != "ok":
-                    cost = 0
+                    cost = 0  # a failed request is not billed
                 else:
                     try:
                         cost = self.prices.llm_cost(
-                            r.provider, r.model, r.ts, r.input_tokens, r.output_tokens
+                            r.provider, r.model, ts, r.input_tokens, r.output_tokens
                         )
                     except PriceNotFound as exc:
                         problems.append(RecordProblem(r.id, str(exc)))
@@ -290,7 +344,7 @@ class Ingestor:
             rows.append(
                 {
                     "id": r.id,
-                    "ts": as_utc(r.ts),
+                    "ts": ts,
                     "account_id": account_id,
                     "key_id": r.key_id,
                     "agent_id": r.agent_id,
@@ -305,29 +359,34 @@ class Ingestor:
         return rows
 
     def _voice_rows(
-        self, records: Iterable[VoiceRecord], problems: list[RecordProblem]
+        self, records: Iterable[VoiceRecord], owners: _Owners, problems: list[RecordProblem]
     ) -> list[dict[str, Any]]:
         rows = []
         for r in records:
-            if r.account_id not in self._accounts:
+            if r.account_id not in owners.accounts:
                 problems.append(
                     RecordProblem(r.id, f"accountId {r.account_id} is not a known account")
                 )
                 continue
-            if not self._check_owner(r.id, r.account_id, r.agent_id, problems):
+            if not self._check_owner(r.id, r.account_id, r.agent_id, owners, problems):
                 continue
-            if r.key_id is not None and self._key_account.get(r.key_id) != r.account_id:
+            if r.key_id is not None and owners.keys.get(r.key_id) != r.account_id:
                 problems.append(
                     RecordProblem(r.id, f"keyId {r.key_id} is not a key of this account")
                 )
                 continue
+            invalid = _voice_problem(r)
+            if invalid:
+                problems.append(RecordProblem(r.id, invalid))
+                continue
+            ts = as_utc(r.ts)
             cost = r.cost_micros
             if cost is None:
                 try:
                     cost = (
                         0
                         if r.status != "ok"
-                        else self.prices.voice_cost(r.voice_model, r.ts, r.characters)
+                        else self.prices.voice_cost(r.voice_model, ts, r.characters)
                     )
                 except PriceNotFound as exc:
                     problems.append(RecordProblem(r.id, str(exc)))
@@ -335,7 +394,7 @@ class Ingestor:
             rows.append(
                 {
                     "id": r.id,
-                    "ts": as_utc(r.ts),
+                    "ts": ts,
                     "account_id": r.account_id,
                     "key_id": r.key_id,
                     "agent_id": r.agent_id,
@@ -348,19 +407,24 @@ class Ingestor:
         return rows
 
     def _compute_rows(
-        self, records: Iterable[ComputeRecord], problems: list[RecordProblem]
+        self, records: Iterable[ComputeRecord], owners: _Owners, problems: list[RecordProblem]
     ) -> list[dict[str, Any]]:
         rows = []
         for r in records:
-            if r.account_id not in self._accounts:
+            if r.account_id not in owners.accounts:
                 problems.append(
                     RecordProblem(r.id, f"accountId {r.account_id} is not a known account")
                 )
                 continue
-            if not self._check_owner(r.id, r.account_id, r.agent_id, problems, r.plain_vm_id):
+            if not self._check_owner(
+                r.id, r.account_id, r.agent_id, owners, problems, r.plain_vm_id
+            ):
                 continue
-            if r.end is not None and as_utc(r.end) < as_utc(r.start):
-                problems.append(RecordProblem(r.id, "end is before start"))
+            start = as_utc(r.start)
+            end = as_utc(r.end) if r.end is not None else None
+            invalid = _interval_problem(r, start, end)
+            if invalid:
+                problems.append(RecordProblem(r.id, invalid))
                 continue
             rows.append(
                 {
@@ -369,8 +433,8 @@ class Ingestor:
                     "agent_id": r.agent_id,
                     "plain_vm_id": r.plain_vm_id,
                     "state": r.state,
-                    "start": as_utc(r.start),
-                    "end": as_utc(r.end) if r.end is not None else None,
+                    "start": start,
+                    "end": end,
                     "cents_per_hour_micros": r.cents_per_hour_micros,
                 }
             )
@@ -379,12 +443,19 @@ class Ingestor:
     # Idempotency
 
     async def _existing(
-        self, conn: AsyncConnection, model: Any, ids: list[str]
+        self, conn: AsyncConnection, model: Any, ids: list[str], lock: bool = False
     ) -> dict[str, dict[str, Any]]:
         table = model.__table__
         found: dict[str, dict[str, Any]] = {}
+        # One cheap probe for the whole batch; full rows only for the (rare) ids already stored.
+        ids = sorted(await existing_ids(conn, table, ids))
         for chunk in _chunks(ids, _IN_CHUNK):
-            rows = await conn.execute(select(table).where(table.c.id.in_(chunk)))
+            statement = select(table).where(table.c.id.in_(chunk))
+            if lock:
+                # PostgreSQL: a concurrent closer waits here and then sees the closed row, so
+                # it compares against the end that won (SQLite writers are serial already).
+                statement = statement.order_by(table.c.id).with_for_update()
+            rows = await conn.execute(statement)
             for row in rows.mappings():
                 found[row["id"]] = dict(row)
         return found
@@ -420,7 +491,7 @@ class Ingestor:
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if not rows:
             return [], []
-        existing = await self._existing(conn, ComputeInterval, [r["id"] for r in rows])
+        existing = await self._existing(conn, ComputeInterval, [r["id"] for r in rows], lock=True)
         fresh, closing = [], []
         for row in rows:
             stored = existing.get(row["id"])
@@ -433,7 +504,9 @@ class Ingestor:
             elif same_but_end and (row["end"] is None or _same(stored, row)):
                 result.duplicates += 1  # a resend, or an older open copy of a closed interval
             else:
-                problems.append(RecordProblem(row["id"], _difference(stored, row)))
+                # An open copy has no end to differ in; name what does differ.
+                ignore = ("end",) if row["end"] is None else ()
+                problems.append(RecordProblem(row["id"], _difference(stored, row, ignore)))
         return fresh, closing
 
     async def _close_intervals(
@@ -441,7 +514,7 @@ class Ingestor:
     ) -> list[dict[str, Any]]:
         table = ComputeInterval.__table__  # type: ignore[attr-defined]
         closed = []
-        for row in closing:
+        for row in sorted(closing, key=_by_id):
             # Only the writer that flips end from NULL rolls it up, however many race.
             done = await conn.execute(
                 update(table)
@@ -465,19 +538,9 @@ class Ingestor:
         sums: dict[tuple[Any, ...], list[int]],
         sum_columns: tuple[str, ...],
     ) -> None:
-        table = model.__table__
         # One lock order for every writer, so concurrent PostgreSQL upserts cannot deadlock.
-        rows = [
-            dict(zip(key_columns, key, strict=True)) | dict(zip(sum_columns, values, strict=True))
-            for key, values in sorted(sums.items(), key=lambda item: tuple(str(k) for k in item[0]))
-        ]
-        statement = _dialect_insert(conn, table)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c[c] for c in key_columns],
-            set_={c: table.c[c] + statement.excluded[c] for c in sum_columns},
-        )
-        for chunk in _chunks(rows, 2000):
-            await conn.execute(statement, chunk)
+        rows = [(*key, *values) for key, values in sorted(sums.items(), key=_lock_order)]
+        await add_to_sums(conn, model.__table__, key_columns, sum_columns, rows)
 
     async def _add_llm_rollups(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         sums: dict[tuple[Any, ...], list[int]] = {}
@@ -570,26 +633,141 @@ def _same(stored: dict[str, Any], row: dict[str, Any], ignore: tuple[str, ...] =
     return all(_normal(stored.get(k)) == _normal(v) for k, v in row.items() if k not in ignore)
 
 
-def _difference(stored: dict[str, Any], row: dict[str, Any]) -> str:
-    fields = [k for k, v in row.items() if _normal(stored.get(k)) != _normal(v)]
+def _difference(stored: dict[str, Any], row: dict[str, Any], ignore: tuple[str, ...] = ()) -> str:
+    fields = [k for k, v in row.items() if k not in ignore and _normal(stored.get(k)) != _normal(v)]
     return f"event id already recorded with different {', '.join(fields)}"
 
 
+def _lock_order(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
+    return tuple(k.int if isinstance(k, uuid.UUID) else k for k in item[0])
+
+
+def _by_id(row: dict[str, Any]) -> str:
+    return str(row["id"])
+
+
+def _common_problem(event_id: str, status: str, cost_micros: int | None) -> str | None:
+    if not event_id:
+        return "the event id must not be empty"
+    if status not in _STATUSES:
+        return f"status must be ok or error, not {status!r}"
+    if cost_micros is not None and cost_micros < 0:
+        return f"costCents must not be negative, got {cost_micros} micro-cents"
+    return None
+
+
+def _llm_problem(r: LlmRecord) -> str | None:
+    if r.input_tokens < 0 or r.output_tokens < 0:
+        return f"token counts must not be negative, got {r.input_tokens} and {r.output_tokens}"
+    if not r.provider or not r.model:
+        return "provider and model must not be empty"
+    return _common_problem(r.id, r.status, r.cost_micros)
+
+
+def _voice_problem(r: VoiceRecord) -> str | None:
+    if r.characters < 0:
+        return f"characters must not be negative, got {r.characters}"
+    if not r.voice_model:
+        return "voiceModel must not be empty"
+    return _common_problem(r.id, r.status, r.cost_micros)
+
+
+def _interval_problem(r: ComputeRecord, start: datetime, end: datetime | None) -> str | None:
+    if not r.id:
+        return "the event id must not be empty"
+    if r.state not in _STATES:
+        return f"state must be running or paused, not {r.state!r}"
+    if r.cents_per_hour_micros < 0:
+        return f"centsPerHour must not be negative, got {r.cents_per_hour_micros} micro-cents"
+    if end is not None and end < start:
+        return "end is before start"
+    if r.agent_id is not None and r.plain_vm_id is not None:
+        return "an interval belongs to an agent or to a plain VM, not both"
+    return None
+
+
 def _dedupe_batch(
-    rows: list[dict[str, Any]], problems: list[RecordProblem]
+    rows: list[dict[str, Any]],
+    problems: list[RecordProblem],
+    result: IngestResult,
+    may_close: bool = False,
 ) -> list[dict[str, Any]]:
-    seen: dict[str, dict[str, Any]] = {}
-    out = []
+    """One row per event id. With `may_close`, an open and a closed copy of one compute
+    interval may share a batch: the closed copy is kept."""
+    kept: dict[str, dict[str, Any]] = {}
     for row in rows:
-        first = seen.get(row["id"])
+        first = kept.get(row["id"])
         if first is None:
-            seen[row["id"]] = row
-            out.append(row)
-        elif not _same(first, row):
-            problems.append(
-                RecordProblem(row["id"], "the same event id appears twice with different content")
-            )
-    return out
+            kept[row["id"]] = row
+            continue
+        result.duplicates += 1
+        if _same(first, row):
+            continue
+        if (
+            may_close
+            and (first["end"] is None or row["end"] is None)
+            and _same(first, row, ignore=("end",))
+        ):
+            if first["end"] is None:
+                kept[row["id"]] = row
+            continue
+        problems.append(
+            RecordProblem(row["id"], "the same event id appears twice with different content")
+        )
+    return list(kept.values())
+
+
+async def _owned_by(
+    conn: AsyncConnection,
+    model: Any,
+    ids: set[uuid.UUID],
+    cached: dict[uuid.UUID, uuid.UUID],
+    into: dict[uuid.UUID, uuid.UUID],
+    read: dict[uuid.UUID, uuid.UUID],
+) -> None:
+    """Fill `into` with the owning account of each id, from `cached` or else the database
+    (what came from the database also goes to `read`)."""
+    missing = []
+    for item in ids:
+        account_id = cached.get(item)
+        if account_id is None:
+            missing.append(item)
+        else:
+            into[item] = account_id
+    table = model.__table__
+    for chunk in _chunks(sorted(missing), _IN_CHUNK):
+        rows = await conn.execute(
+            select(table.c.id, table.c.account_id).where(table.c.id.in_(chunk))
+        )
+        read.update((row[0], row[1]) for row in rows)
+    into.update(read)
+
+
+_CHANGES_AT_BEGIN = "crabglamp_total_changes_at_begin"
+
+
+def _note_changes_at_begin(connection: Any) -> None:
+    # SQLite: how many rows this connection had changed when its write transaction began, so
+    # that `_sees_only_committed` can tell whether the transaction has written since. Other
+    # transactions get no mark, and their reads are not cached.
+    if connection.get_execution_options().get(WRITE_OPTION, False):
+        total = connection.exec_driver_sql("SELECT total_changes()").scalar()
+        connection.info[_CHANGES_AT_BEGIN] = total
+    else:
+        connection.info.pop(_CHANGES_AT_BEGIN, None)
+
+
+async def _sees_only_committed(conn: AsyncConnection) -> bool:
+    """True while `conn`'s transaction has written nothing: every row it sees was then
+    committed by another transaction, and stays committed whatever becomes of this one."""
+    if conn.dialect.name == "postgresql":
+        # A transaction gets an id with its first write (or row lock), in any savepoint too.
+        return (await conn.execute(select(func.txid_current_if_assigned()))).scalar() is None
+    if is_sqlite(conn):
+        began = conn.info.get(_CHANGES_AT_BEGIN)
+        changes = (await conn.execute(select(func.total_changes()))).scalar()
+        return began is not None and began == changes
+    return False
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 MICROS_PER_CENT = 1_000_000
+_ONE_MICRO = Decimal("0.000001")
 
 
 def cents_to_micros(cents: float | int | str | Decimal) -> int:
@@ -15,7 +16,11 @@ def cents_to_micros(cents: float | int | str | Decimal) -> int:
         raise ValueError(f"not a number: {cents!r}") from exc
     if not value.is_finite():
         raise ValueError(f"not a finite number: {cents!r}")
-    return int((value * MICROS_PER_CENT).to_integral_value(rounding=ROUND_HALF_UP))
+    # Far beyond any bill, and it keeps "1e999999999" from becoming a gigantic integer.
+    if value.adjusted() >= 12:
+        raise ValueError(f"too large for an amount of cents: {cents!r}")
+    # quantize rounds from the exact value; multiplying first would round to 28 digits first.
+    return int(value.quantize(_ONE_MICRO, rounding=ROUND_HALF_UP).scaleb(6))
 
 
 def micros_to_cents(micros: int) -> float:

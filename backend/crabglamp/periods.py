@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+# ASCII digits only, and no trailing newline (which `$` would let through).
+MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")
 US_PER_DAY = 86_400_000_000
 US_PER_HOUR = 3_600_000_000
 
@@ -23,6 +24,9 @@ class Period:
     def __post_init__(self) -> None:
         if self.end < self.start:
             raise ValueError(f"period ends ({self.end}) before it starts ({self.start})")
+        if self.end >= date.max:
+            # end_dt is the midnight after the last day, which must exist.
+            raise ValueError(f"period must end before {date.max.isoformat()}")
 
     @property
     def days(self) -> list[date]:
@@ -39,7 +43,7 @@ class Period:
 
 
 def parse_month(value: str) -> Period:
-    match = MONTH_RE.match(value)
+    match = MONTH_RE.fullmatch(value)
     if not match:
         raise ValueError(f"month must be YYYY-MM, got {value!r}")
     year, month = int(match.group(1)), int(match.group(2))
@@ -62,12 +66,12 @@ def month_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def parse_date(value: str) -> date:
     try:
-        if not DATE_RE.match(value):
+        if not DATE_RE.fullmatch(value):
             raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError as exc:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.models import Price
 from crabglamp.money import mul_div_half_up
+from crabglamp.periods import as_utc
 
 MILLION = 1_000_000
 CATALOG_START = date(2024, 1, 1)
@@ -100,6 +101,10 @@ class PriceNotFound(LookupError):
     pass
 
 
+def _valid_from(price: UnitPrice) -> date:
+    return price.valid_from
+
+
 class PriceBook:
     """All prices in memory, looked up by (provider, model) or by model, at a moment."""
 
@@ -114,6 +119,7 @@ class PriceBook:
                 versions.sort(key=lambda p: p.valid_from)
         # Longest first, so "gpt-4o-mini-2024-07-18" finds gpt-4o-mini before gpt-4o.
         self._models_longest_first = sorted(self._by_model, key=len, reverse=True)
+        self._canonical_of: dict[str, str] = {}
 
     @property
     def prices(self) -> list[UnitPrice]:
@@ -127,13 +133,20 @@ class PriceBook:
         return versions[-1].provider if versions else None
 
     def _canonical(self, model: str) -> str:
-        if model in self._by_model:
-            return model
-        for known in self._models_longest_first:
-            # Dated snapshots ("gpt-4o-2024-08-06") and namespaced names ("openai/gpt-4o").
-            if model.startswith(known + "-") or model.endswith("/" + known):
-                return known
-        return model
+        found = self._canonical_of.get(model)
+        if found is not None:
+            return found
+        found = model
+        if model not in self._by_model:
+            for known in self._models_longest_first:
+                # Dated snapshots ("gpt-4o-2024-08-06") and namespaced names ("openai/gpt-4o").
+                if model.startswith(known + "-") or model.endswith("/" + known):
+                    found = known
+                    break
+        # Every priced event asks this; remember the answer for the names actually seen.
+        if len(self._canonical_of) < 10_000:
+            self._canonical_of[model] = found
+        return found
 
     def _versions(self, provider: str | None, model: str) -> Sequence[UnitPrice]:
         if provider is not None and (provider, model) in self._by_provider_model:
@@ -141,9 +154,10 @@ class PriceBook:
         return self._by_model.get(model, ())
 
     def at(self, provider: str | None, model: str, moment: datetime | date) -> UnitPrice:
-        day = moment.date() if isinstance(moment, datetime) else moment
+        # A UTC day, like every day of this product, whatever zone the moment carries.
+        day = as_utc(moment).date() if isinstance(moment, datetime) else moment
         versions = self._versions(provider, self._canonical(model))
-        index = bisect.bisect_right([p.valid_from for p in versions], day) - 1
+        index = bisect.bisect_right(versions, day, key=_valid_from) - 1
         if index < 0:
             raise PriceNotFound(
                 f"no price for model {model!r} on {day.isoformat()}; send costCents or add a price"

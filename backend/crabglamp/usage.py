@@ -8,13 +8,27 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Table,
+    and_,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from crabglamp.ingest import compute_cost_pieces
 from crabglamp.models import (
@@ -31,7 +45,17 @@ from crabglamp.models import (
 from crabglamp.periods import Period, as_utc, day_start, utcnow
 
 _T = TypeVar("_T")
-_t = lambda model: model.__table__  # noqa: E731  (SQLModel classes expose their Core table)
+_IN_CHUNK = 900
+
+
+def _t(model: Any) -> Table:
+    table: Table = model.__table__  # SQLModel classes expose their Core table
+    return table
+
+
+def _chunks(items: Sequence[_T], size: int = _IN_CHUNK) -> Iterable[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,14 +260,15 @@ async def _names(
     conn: AsyncConnection, model: Any, ids: Iterable[uuid.UUID | None]
 ) -> dict[uuid.UUID, str]:
     wanted = sorted({i for i in ids if i is not None})
-    if not wanted:
-        return {}
     table = _t(model)
-    rows = await conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(wanted)))
-    return {row[0]: row[1] for row in rows}
+    names: dict[uuid.UUID, str] = {}
+    for chunk in _chunks(wanted):
+        rows = await conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(chunk)))
+        names.update((row[0], row[1]) for row in rows)
+    return names
 
 
-def _sorted_by_cost(items: Iterable[_T], cost: Any) -> list[_T]:
+def _sorted_by_cost(items: Iterable[_T], cost: Callable[[_T], int]) -> list[_T]:
     # Biggest spender first; ties broken by content so that every caller sees one order.
     return sorted(items, key=lambda item: (-cost(item), repr(item)))
 
@@ -312,35 +337,34 @@ async def llm_usage(conn: AsyncConnection, query: UsageQuery) -> LlmUsage:
 async def _keys(
     conn: AsyncConnection, query: UsageQuery, per_key: dict[uuid.UUID, list[int]]
 ) -> list[LlmKeyUsage]:
-    """Keys that spent in the period, and — without an agent or model filter — every other
-    key in scope at zero, so a key that was quiet still has its card."""
+    """Keys that spent under the filters; and, unless an agent or model filter narrows the
+    spending, every other key in scope at zero, so a quiet key still has its card."""
     table = _t(VirtualKey)
-    ids = set(per_key)
-    conditions: list[Any] = []
-    if query.account_ids is not None:
-        conditions.append(table.c.account_id.in_(query.account_ids))
-    if query.key_ids is not None:
-        conditions.append(table.c.id.in_(query.key_ids))
-    if query.provider is not None:
-        conditions.append(table.c.provider == query.provider)
-    quiet_too = query.agent_id is None and query.model is None
-    where = table.c.id.in_(sorted(ids)) if not quiet_too else and_(*conditions)
-    if quiet_too and ids:
-        where = where | table.c.id.in_(sorted(ids))
-    if not quiet_too and not ids:
-        return []
-    rows = await conn.execute(
-        select(
-            table.c.id,
-            table.c.name,
-            table.c.provider,
-            table.c.spend_cap_micros,
-            table.c.account_id,
-            table.c.status,
-        ).where(where)
+    columns = (
+        table.c.id,
+        table.c.name,
+        table.c.provider,
+        table.c.spend_cap_micros,
+        table.c.account_id,
+        table.c.status,
     )
+    found: dict[uuid.UUID, Any] = {}
+    if query.agent_id is None and query.model is None:
+        in_scope: list[ColumnElement[bool]] = []
+        if query.account_ids is not None:
+            in_scope.append(table.c.account_id.in_(query.account_ids))
+        if query.key_ids is not None:
+            in_scope.append(table.c.id.in_(query.key_ids))
+        if query.provider is not None:
+            in_scope.append(table.c.provider == query.provider)
+        found.update((row[0], row) for row in await conn.execute(select(*columns).where(*in_scope)))
+    # Keys that spent but are not among those: under an agent or model filter, or a key with
+    # no provider of its own that spent on the filtered provider.
+    for chunk in _chunks(sorted(set(per_key) - found.keys())):
+        rows = await conn.execute(select(*columns).where(table.c.id.in_(chunk)))
+        found.update((row[0], row) for row in rows)
     keys = []
-    for key_id, name, provider, cap, account_id, status in rows:
+    for key_id, name, provider, cap, account_id, status in found.values():
         spent, count = per_key.get(key_id, (0, 0))
         keys.append(LlmKeyUsage(key_id, name, provider, cap, account_id, status, spent, count))
     return sorted(keys, key=lambda k: (-k.total_micros, k.key_name, str(k.key_id)))
@@ -402,56 +426,86 @@ async def voice_usage(conn: AsyncConnection, query: UsageQuery) -> VoiceUsage:
 async def compute_usage(
     conn: AsyncConnection, query: UsageQuery, now: datetime | None = None
 ) -> ComputeUsage:
-    table = _t(ComputeDaily)
-    rows = list(
-        await conn.execute(
-            select(
-                table.c.day,
-                table.c.agent_id,
-                table.c.plain_vm_id,
-                table.c.state,
-                table.c.cost_micros,
-                table.c.duration_us,
-            ).where(and_(*_scope(table, query)))
-        )
-    )
-    rows += await _open_interval_pieces(conn, query, now or utcnow())
+    now = as_utc(now or utcnow())
+    daily_table, intervals = _t(ComputeDaily), _t(ComputeInterval)
+    rolled_up = select(
+        daily_table.c.day,
+        daily_table.c.agent_id,
+        daily_table.c.plain_vm_id,
+        daily_table.c.state,
+        daily_table.c.cost_micros,
+        daily_table.c.duration_us,
+        cast(null(), DateTime(timezone=True)).label("start"),
+        literal_column("0", BigInteger).label("rate"),
+    ).where(*_scope(daily_table, query))
+    # Open intervals are not rolled up (their end is unknown); they accrue until now. One
+    # statement reads both, so an interval closed meanwhile is counted once, never 0 or 2 times.
+    still_open = [
+        intervals.c.end.is_(None),
+        intervals.c.start < query.period.end_dt,
+        intervals.c.start < now,
+    ]
+    if query.account_ids is not None:
+        still_open.append(intervals.c.account_id.in_(query.account_ids))
+    if query.agent_id is not None:
+        still_open.append(intervals.c.agent_id == query.agent_id)
+    accruing = select(
+        cast(null(), Date),
+        intervals.c.agent_id,
+        intervals.c.plain_vm_id,
+        intervals.c.state,
+        literal_column("0", BigInteger),
+        literal_column("0", BigInteger),
+        intervals.c.start,
+        intervals.c.cents_per_hour_micros,
+    ).where(*still_open)
+
     days: dict[
         date, tuple[dict[uuid.UUID | None, ComputeAgentUsage], dict[uuid.UUID, PlainVmUsage]]
-    ] = {d: ({}, {}) for d in query.period.days}
+    ]
+    days = {d: ({}, {}) for d in query.period.days}
     agents: dict[uuid.UUID | None, ComputeAgentUsage] = {}
     vms: dict[uuid.UUID, PlainVmUsage] = {}
-    for day, agent_id, plain_vm_id, state, cost, duration in rows:
-        day_agents, day_vms = days[day]
-        if plain_vm_id != NONE_ID:
-            for vm_bucket in (day_vms, vms):
-                vm = vm_bucket.get(plain_vm_id)
-                if vm is None:
-                    vm = vm_bucket[plain_vm_id] = PlainVmUsage(plain_vm_id, None)
-                vm.cost_micros += cost
-                vm.duration_us += duration
-            continue
-        agent = _agent(agent_id)
-        for agent_bucket in (day_agents, agents):
-            entry = agent_bucket.get(agent)
-            if entry is None:
-                entry = agent_bucket[agent] = ComputeAgentUsage(agent, None)
-            if state == "paused":
-                entry.paused_micros += cost
-                entry.paused_us += duration
-            else:
-                entry.running_micros += cost
-                entry.running_us += duration
+    for day, agent_id, plain_vm_id, state, cost, duration, start, rate in await conn.execute(
+        union_all(rolled_up, accruing)
+    ):
+        if day is not None:
+            pieces = [(day, cost, duration)]
+        else:
+            pieces = [
+                piece
+                for piece in compute_cost_pieces(as_utc(start), now, rate)
+                if query.period.start <= piece[0] <= query.period.end
+            ]
+        for piece_day, piece_cost, piece_us in pieces:
+            day_agents, day_vms = days[piece_day]
+            if plain_vm_id is not None and plain_vm_id != NONE_ID:
+                for vm_bucket in (day_vms, vms):
+                    vm = vm_bucket.get(plain_vm_id)
+                    if vm is None:
+                        vm = vm_bucket[plain_vm_id] = PlainVmUsage(plain_vm_id, None)
+                    vm.cost_micros += piece_cost
+                    vm.duration_us += piece_us
+                continue
+            agent = _agent(agent_id)
+            for agent_bucket in (day_agents, agents):
+                entry = agent_bucket.get(agent)
+                if entry is None:
+                    entry = agent_bucket[agent] = ComputeAgentUsage(agent, None)
+                if state == "paused":
+                    entry.paused_micros += piece_cost
+                    entry.paused_us += piece_us
+                else:
+                    entry.running_micros += piece_cost
+                    entry.running_us += piece_us
+
     agent_names = await _names(conn, Agent, agents)
     vm_names = await _names(conn, PlainVm, vms)
-    for day_agents, day_vms in days.values():
-        for entry in (*day_agents.values(), *agents.values()):
+    for day_agents, day_vms in (*days.values(), (agents, vms)):
+        for entry in day_agents.values():
             entry.agent_name = agent_names.get(entry.agent_id) if entry.agent_id else None
-        for vm in (*day_vms.values(), *vms.values()):
+        for vm in day_vms.values():
             vm.plain_vm_name = vm_names.get(vm.plain_vm_id)
-    if not days:
-        for entry in agents.values():
-            entry.agent_name = agent_names.get(entry.agent_id) if entry.agent_id else None
     return ComputeUsage(
         daily=[
             ComputeDay(
@@ -464,38 +518,6 @@ async def compute_usage(
         agents=_sorted_by_cost(agents.values(), lambda x: x.total_micros),
         plain_vms=_sorted_by_cost(vms.values(), lambda x: x.cost_micros),
     )
-
-
-async def _open_interval_pieces(
-    conn: AsyncConnection, query: UsageQuery, now: datetime
-) -> list[tuple[date, uuid.UUID, uuid.UUID, str, int, int]]:
-    """Open intervals are not rolled up (their end is unknown); they accrue until now."""
-    table = _t(ComputeInterval)
-    conditions = [table.c.end.is_(None), table.c.start < query.period.end_dt]
-    if query.account_ids is not None:
-        conditions.append(table.c.account_id.in_(query.account_ids))
-    if query.agent_id is not None:
-        conditions.append(table.c.agent_id == query.agent_id)
-    rows = await conn.execute(
-        select(
-            table.c.agent_id,
-            table.c.plain_vm_id,
-            table.c.state,
-            table.c.start,
-            table.c.cents_per_hour_micros,
-        ).where(and_(*conditions))
-    )
-    pieces = []
-    for agent_id, plain_vm_id, state, start, rate in rows:
-        start = as_utc(start)
-        if start >= now:
-            continue
-        for day, cost, length in compute_cost_pieces(start, now, rate):
-            if query.period.start <= day <= query.period.end:
-                pieces.append(
-                    (day, agent_id or NONE_ID, plain_vm_id or NONE_ID, state, cost, length)
-                )
-    return pieces
 
 
 async def usage(conn: AsyncConnection, query: UsageQuery, now: datetime | None = None) -> Usage:
@@ -595,7 +617,21 @@ async def request_log(
             .limit(first + 1)
         )
     ).all()
-    items = [LoggedRequest(r[0], as_utc(r[1]), *r[2:]) for r in rows[:first]]
+    items = [
+        LoggedRequest(
+            id=r.id,
+            ts=as_utc(r.ts),
+            key_id=r.key_id,
+            agent_id=r.agent_id,
+            provider=r.provider,
+            model=r.model,
+            input_tokens=r.input_tokens,
+            output_tokens=r.output_tokens,
+            cost_micros=r.cost_micros,
+            status=r.status,
+        )
+        for r in rows[:first]
+    ]
     has_next = len(rows) > first
     cursor = encode_cursor(items[-1].ts, items[-1].id) if items else None
     return RequestPage(items, cursor, has_next)

@@ -1,0 +1,201 @@
+"""Bulk statements for the ingest hot path, on SQLite and PostgreSQL.
+
+At tens of thousands of rows per second, SQLAlchemy's per-row parameter handling costs more
+than the database's own work. These helpers convert each value once, with the very bind
+processors SQLAlchemy would apply (so SQLite stores exactly what an ORM insert stores: UUIDs as
+32-character hex, datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff'), and send driver-level SQL through
+`exec_driver_sql`, inside the caller's transaction and SQLAlchemy's error translation.
+
+SQLite gets one prepared statement run by `executemany` in C. PostgreSQL gets COPY for plain
+inserts, and for upserts one statement per batch whose columns arrive as arrays
+(`INSERT … SELECT FROM unnest(…) ON CONFLICT …`). Any other dialect falls back to plain
+SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_Processor = Callable[[Any], Any]
+
+
+def _native(dialect: Dialect) -> str | None:
+    if dialect.name == "sqlite" and dialect.paramstyle == "qmark":
+        return "sqlite"
+    if dialect.name == "postgresql" and dialect.paramstyle == "numeric_dollar":
+        return "postgresql"
+    return None
+
+
+@lru_cache(maxsize=64)
+def _plan(
+    dialect: Dialect, table: Table, columns: tuple[str, ...]
+) -> tuple[list[str], list[tuple[int, _Processor]], list[str]]:
+    """Quoted column names, (position, bind processor) pairs, and PostgreSQL type names."""
+    quote = dialect.identifier_preparer.quote
+    names: list[str] = []
+    processors: list[tuple[int, _Processor]] = []
+    types: list[str] = []
+    for i, name in enumerate(columns):
+        column = table.c[name]
+        names.append(quote(name))
+        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors.append((i, processor))
+        types.append(column.type.compile(dialect=dialect))
+    return names, processors, types
+
+
+def _converted(
+    rows: Sequence[Sequence[Any]], processors: list[tuple[int, _Processor]]
+) -> list[tuple[Any, ...]]:
+    if not processors:
+        return [tuple(row) for row in rows]
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, process in processors:
+            values[i] = process(values[i])
+        out.append(tuple(values))
+    return out
+
+
+def _columns_of(rows: list[tuple[Any, ...]], width: int) -> tuple[list[Any], ...]:
+    if not rows:
+        return tuple([] for _ in range(width))
+    return tuple(list(column) for column in zip(*rows, strict=True))
+
+
+async def _write(
+    conn: AsyncConnection,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    conflict: str,
+) -> None:
+    dialect = conn.dialect
+    names, processors, types = _plan(dialect, table, columns)
+    values = _converted(rows, processors)
+    target = dialect.identifier_preparer.format_table(table)
+    if _native(dialect) == "sqlite":
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT INTO {target} ({', '.join(names)}) VALUES ({marks}){conflict}"
+        await conn.exec_driver_sql(sql, values)
+        return
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
+    sql = f"INSERT INTO {target} ({', '.join(names)}) SELECT * FROM unnest({arrays}){conflict}"
+    await conn.exec_driver_sql(sql, _columns_of(values, len(columns)))
+
+
+async def insert_rows(
+    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """INSERT every row (all rows carry the same keys); a duplicate key raises IntegrityError."""
+    if not rows:
+        return
+    if _native(conn.dialect) is None:
+        await conn.execute(table.insert(), list(rows))
+        return
+    columns = tuple(rows[0])
+    get = itemgetter(*columns)
+    tuples = [get(row) for row in rows] if len(columns) > 1 else [(get(row),) for row in rows]
+    if _native(conn.dialect) == "postgresql":
+        await _copy(conn, table, columns, tuples)
+        return
+    await _write(conn, table, columns, tuples, "")
+
+
+async def _copy(
+    conn: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """PostgreSQL's COPY, the fastest way in: binary rows encoded by asyncpg's column codecs."""
+    raw = await conn.get_raw_connection()
+    adapted: Any = raw.dbapi_connection  # SQLAlchemy's adapter around the asyncpg connection
+    if adapted._transaction is None and not adapted.autocommit:
+        # The adapter begins its transaction lazily, at its first statement: begin it now, so
+        # that the COPY belongs to the caller's transaction and rolls back with it.
+        await conn.exec_driver_sql("SELECT 1")
+    try:
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            table.name, records=rows, columns=list(columns), schema_name=table.schema
+        )
+    except Exception as error:
+        dbapi = conn.dialect.loaded_dbapi
+        try:
+            adapted._handle_exception(error)  # raises it as the adapter's DBAPI error
+        except dbapi.Error as translated:
+            # As SQLAlchemy would raise it: a duplicate id is an IntegrityError, which the
+            # ingest path retries after looking again.
+            raise DBAPIError.instance(
+                f"COPY {table.name}", None, translated, dbapi.Error, dialect=conn.dialect
+            ) from error
+        raise
+
+
+async def add_to_sums(
+    conn: AsyncConnection,
+    table: Table,
+    key_columns: tuple[str, ...],
+    sum_columns: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """Upsert rows of (*key, *sums): a new key is inserted, an existing one has the sums added.
+
+    Keys must be unique within `rows`; the rows are written in the order given, which is the
+    order in which PostgreSQL takes their row locks.
+    """
+    if not rows:
+        return
+    if _native(conn.dialect) is None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
+        statement = insert.on_conflict_do_update(
+            index_elements=[table.c[c] for c in key_columns],
+            set_={c: table.c[c] + insert.excluded[c] for c in sum_columns},
+        )
+        names = (*key_columns, *sum_columns)
+        await conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    target = conn.dialect.identifier_preparer.format_table(table)
+    updates = ", ".join(
+        f"{quote(c)} = {target}.{quote(c)} + excluded.{quote(c)}" for c in sum_columns
+    )
+    conflict = f" ON CONFLICT ({', '.join(quote(c) for c in key_columns)}) DO UPDATE SET {updates}"
+    await _write(conn, table, (*key_columns, *sum_columns), rows, conflict)
+
+
+async def existing_ids(conn: AsyncConnection, table: Table, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` (string primary keys) the table holds: one statement for any number."""
+    if not ids:
+        return set()
+    target = conn.dialect.identifier_preparer.format_table(table)
+    native = _native(conn.dialect)
+    if native == "sqlite":
+        # json_each turns one JSON array parameter into a table: no limit on bound parameters.
+        sql = f"SELECT id FROM {target} WHERE id IN (SELECT value FROM json_each(?))"
+        rows = await conn.exec_driver_sql(sql, (json.dumps(list(ids)),))
+    elif native == "postgresql":
+        id_type = table.c.id.type.compile(dialect=conn.dialect)
+        sql = f"SELECT id FROM {target} WHERE id = ANY($1::{id_type}[])"
+        rows = await conn.exec_driver_sql(sql, (list(ids),))
+    else:
+        from sqlalchemy import select
+
+        found: set[str] = set()
+        for start in range(0, len(ids), 900):
+            chunk = list(ids[start : start + 900])
+            result = await conn.execute(select(table.c.id).where(table.c.id.in_(chunk)))
+            found.update(row[0] for row in result)
+        return found
+    return {row[0] for row in rows}

@@ -1,0 +1,155 @@
+"""The bulk statements of the ingest hot path store exactly what SQLAlchemy Core would store."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crabglamp.bulk import add_to_sums, existing_ids, insert_rows
+from crabglamp.db import read_transaction, write_transaction
+from crabglamp.models import NONE_ID, ComputeInterval, LlmDaily, LlmEvent
+
+_events = LlmEvent.__table__  # type: ignore[attr-defined]
+_intervals = ComputeInterval.__table__  # type: ignore[attr-defined]
+_daily = LlmDaily.__table__  # type: ignore[attr-defined]
+
+
+def _event(event_id: str, **overrides: Any) -> dict[str, Any]:
+    row = {
+        "id": event_id,
+        "ts": datetime(2026, 10, 3, 12, 0, 0, tzinfo=UTC),
+        "account_id": uuid.UUID(int=7),
+        "key_id": uuid.uuid4(),
+        "agent_id": None,
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "input_tokens": 2**40,
+        "output_tokens": 0,
+        "cost_micros": 2**53 + 1,
+        "status": "ok",
+    }
+    return row | overrides
+
+
+async def _raw(engine: AsyncEngine, table: Any, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    """Rows as the database driver returns them, without SQLAlchemy's result processing."""
+    async with read_transaction(engine) as conn:
+        rows = await conn.exec_driver_sql(f"SELECT * FROM {table.name} ORDER BY id")
+        return {row[0]: tuple(row[1:]) for row in rows if row[0] in ids}
+
+
+async def test_bulk_insert_stores_what_core_stores(engine: AsyncEngine) -> None:
+    variants = [
+        {},
+        {"agent_id": uuid.uuid4(), "status": "error"},
+        # A whole second, and a datetime given in another zone, as the ingest path converts it.
+        {"ts": datetime(2026, 10, 31, 23, 59, 59, 999_999, tzinfo=UTC)},
+        {"ts": datetime(2026, 11, 1, 1, 0, tzinfo=timezone(timedelta(hours=2))).astimezone(UTC)},
+    ]
+    core = [_event(f"core-{i}", **v) for i, v in enumerate(variants)]
+    bulk = [_event(f"bulk-{i}", **(core[i] | {"id": f"bulk-{i}"})) for i in range(len(core))]
+    async with write_transaction(engine) as conn:
+        await conn.execute(_events.insert(), core)
+        await insert_rows(conn, _events, bulk)
+
+    raw_core = await _raw(engine, _events, [r["id"] for r in core])
+    raw_bulk = await _raw(engine, _events, [r["id"] for r in bulk])
+    for i in range(len(core)):
+        assert raw_bulk[f"bulk-{i}"] == raw_core[f"core-{i}"]
+    async with read_transaction(engine) as conn:
+        stored = {r["id"]: dict(r) for r in (await conn.execute(select(_events))).mappings()}
+    for row in bulk:
+        got = stored[row["id"]]
+        assert got | {"ts": got["ts"].replace(tzinfo=UTC)} == row
+
+
+async def test_bulk_insert_quotes_reserved_column_names_and_keeps_nulls(
+    engine: AsyncEngine,
+) -> None:
+    start = datetime(2026, 10, 1, 22, 0, tzinfo=UTC)
+    rows = [
+        {
+            "id": f"iv-{i}",
+            "account_id": uuid.UUID(int=1),
+            "agent_id": None,
+            "plain_vm_id": uuid.UUID(int=9) if i else None,
+            "state": "running",
+            "start": start,
+            "end": None if i else start + timedelta(hours=3),  # "end" is a reserved word
+            "cents_per_hour_micros": 8_000_000,
+        }
+        for i in range(2)
+    ]
+    async with write_transaction(engine) as conn:
+        await insert_rows(conn, _intervals, rows)
+    async with read_transaction(engine) as conn:
+        stored = (await conn.execute(select(_intervals).order_by(_intervals.c.id))).mappings()
+        got = [dict(r) for r in stored]
+    assert [g["end"] is None for g in got] == [False, True]
+    assert got[0]["end"].replace(tzinfo=UTC) == start + timedelta(hours=3)
+    assert [g["plain_vm_id"] for g in got] == [None, uuid.UUID(int=9)]
+
+
+async def test_add_to_sums_inserts_new_keys_and_adds_to_existing_ones(engine: AsyncEngine) -> None:
+    key_columns = ("account_id", "day", "key_id", "agent_id", "provider", "model")
+    sum_columns = ("cost_micros", "request_count", "input_tokens", "output_tokens")
+    account, key = uuid.UUID(int=1), uuid.UUID(int=2)
+
+    def row(day: int, model: str, cost: int) -> tuple[Any, ...]:
+        return (account, date(2026, 10, day), key, NONE_ID, "openai", model, cost, 1, 10, 5)
+
+    async with write_transaction(engine) as conn:
+        await add_to_sums(conn, _daily, key_columns, sum_columns, [row(1, "a", 7), row(2, "a", 1)])
+    async with write_transaction(engine) as conn:
+        await add_to_sums(conn, _daily, key_columns, sum_columns, [row(1, "a", 5), row(1, "b", 3)])
+    async with read_transaction(engine) as conn:
+        stored = await conn.execute(
+            select(_daily.c.day, _daily.c.model, _daily.c.cost_micros, _daily.c.request_count)
+        )
+        got = sorted(tuple(r) for r in stored)
+    assert got == [
+        (date(2026, 10, 1), "a", 12, 2),
+        (date(2026, 10, 1), "b", 3, 1),
+        (date(2026, 10, 2), "a", 1, 1),
+    ]
+
+
+async def test_existing_ids_answers_for_more_ids_than_a_statement_may_bind(
+    engine: AsyncEngine,
+) -> None:
+    stored = [f"ev-{i:06d}" for i in range(0, 40_000, 7)]
+    async with write_transaction(engine) as conn:
+        await insert_rows(conn, _events, [_event(i) for i in stored])
+    asked = [f"ev-{i:06d}" for i in range(40_000)] + ["ev-'; DROP TABLE llm_event; --"]
+    async with read_transaction(engine) as conn:
+        assert await existing_ids(conn, _events, asked) == set(stored)
+        assert await existing_ids(conn, _events, []) == set()
+
+
+async def test_bulk_insert_belongs_to_the_callers_transaction(engine: AsyncEngine) -> None:
+    class Abort(Exception):
+        pass
+
+    # The very first statement of a transaction, then a rollback: nothing may remain.
+    with pytest.raises(Abort):
+        async with write_transaction(engine) as conn:
+            await insert_rows(conn, _events, [_event("rolled-back")])
+            raise Abort
+    async with read_transaction(engine) as conn:
+        assert await existing_ids(conn, _events, ["rolled-back"]) == set()
+
+
+async def test_bulk_insert_of_a_stored_id_raises_integrity_error(engine: AsyncEngine) -> None:
+    async with write_transaction(engine) as conn:
+        await insert_rows(conn, _events, [_event("taken")])
+    with pytest.raises(IntegrityError):
+        async with write_transaction(engine) as conn:
+            await insert_rows(conn, _events, [_event("fresh"), _event("taken")])
+    async with read_transaction(engine) as conn:
+        assert await existing_ids(conn, _events, ["fresh", "taken"]) == {"taken"}
