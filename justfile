@@ -12,20 +12,46 @@ install:
     python -m pip install -q -e '.[dev]'
 
 # seed demo data into the SQLite default (crabglamp.db) and serve it on http://127.0.0.1:8000
-demo *ARGS:
+demo *ARGS: frontend
     crabglamp demo {{ARGS}}
 
 # serve the API and dashboard on DATABASE_URL (upgrades the database first)
-serve *ARGS:
+serve *ARGS: frontend
     crabglamp serve {{ARGS}}
 
 # upgrade DATABASE_URL to the newest schema
 migrate:
     crabglamp migrate
 
+# export the GraphQL schema to schema.graphql (a test keeps the two equal)
+schema:
+    crabglamp schema --output schema.graphql
+
+# regenerate the typed Python client in clients/python from schema.graphql (ariadne-codegen runs
+# in its own .venv-codegen: it pins a graphql-core that Strawberry cannot use)
+codegen:
+    test -x .venv-codegen/bin/ariadne-codegen || (python3 -m venv .venv-codegen && .venv-codegen/bin/pip install -q 'ariadne-codegen==0.19.0')
+    .venv-codegen/bin/ariadne-codegen --config clients/ariadne-codegen.toml
+
 # the whole test suite: SQLite, PostgreSQL (CRABGLAMP_TEST_POSTGRES_URL) and real Chromium
-test *ARGS:
+test *ARGS: frontend
     pytest {{ARGS}}
+
+# Skipped when nothing changed since the last build.
+# build the dashboard into frontend/dist: npm ci if needed, graphql-codegen, tsc, vite build
+frontend:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd frontend
+    if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+      echo "==> npm ci (frontend dependencies)" >&2
+      npm ci --no-audit --no-fund --loglevel=error
+    fi
+    if [ -f dist/index.html ] && [ -z "$(find src public index.html *.ts package-lock.json ../schema.graphql -newer dist/index.html -not -path 'src/generated/*' 2>/dev/null | head -1)" ]; then
+      exit 0
+    fi
+    echo "==> building the dashboard (frontend/dist)" >&2
+    npm run --silent build -- --logLevel warn
 
 # ruff lint and format check
 lint:
@@ -39,3 +65,11 @@ typecheck:
 # benchmarks of DESIGN section 5; figures go to BENCHMARKS.md (EVENTS=10000000 for the full run)
 bench *ARGS:
     python -m benchmarks.run {{ARGS}}
+
+# precision and recall of anomaly detection on generated labelled months (--seeds N, -v, --database URL)
+eval-anomalies *ARGS:
+    python -m crabglamp.anomaly_eval {{ARGS}}
+
+# P6: first chart drawn in headless Chromium (20 keys, a month); bytes per chart vs GET /api/usage
+bench-dashboard *ARGS: frontend
+    python -m benchmarks.dashboard_bench {{ARGS}}

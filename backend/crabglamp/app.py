@@ -19,7 +19,10 @@ from crabglamp.db import make_engine, read_transaction
 from crabglamp.devtokens import dev_routes, dev_settings
 from crabglamp.ingest import Ingestor
 from crabglamp.prices import load_price_book
+from crabglamp.proxy import Proxy, proxy_routes
 from crabglamp.settings import Settings
+from crabglamp.upstreams import load_proxy_config
+from crabglamp.watch import BackgroundJobs, background_enabled
 from crabglamp.writer import GroupCommitWriter
 
 
@@ -32,6 +35,8 @@ class Services:
     ingestor: Ingestor
     writer: GroupCommitWriter
     authenticator: Authenticator
+    # The metering proxy's runtime: upstream HTTP client, spend caps, reservation sweeper.
+    proxy: Proxy | None = None
 
 
 def services(request: Request) -> Services:
@@ -59,15 +64,31 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def _routes(settings: Settings) -> list[BaseRoute]:
+    # Imported here: the API modules use `services` from this module.
+    from crabglamp.dashboard import dashboard_routes
+    from crabglamp.graphql.view import GraphQLView
+    from crabglamp.rest import rest_routes
+
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", GraphQLView(settings)),
+        *rest_routes(),
+        *proxy_routes(),
         # Development sign-in with locally signed tokens; never mounted in production.
         *([] if settings.production else dev_routes()),
+        # `/`, the dashboard SPA and the docs; last, so the API's paths win.
+        *dashboard_routes(settings),
     ]
 
 
-def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    engine: AsyncEngine | None = None,
+    background: bool | None = None,
+) -> Starlette:
+    """`background`: run anomaly detection, alerts and billing reports (watch.py); by default a
+    served app (no engine given) does, unless CRABGLAMP_BACKGROUND=0."""
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
@@ -81,10 +102,19 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         authenticator = Authenticator(dev_settings(settings))
         writer = GroupCommitWriter(ingestor)
         await writer.start()
-        app.state.services = Services(settings, db, ingestor, writer, authenticator)
+        proxy = Proxy(db, writer, prices, load_proxy_config(settings.upstream_config))
+        await proxy.start()
+        app.state.services = Services(settings, db, ingestor, writer, authenticator, proxy=proxy)
+        jobs = None
+        if background if background is not None else (own_engine and background_enabled()):
+            jobs = BackgroundJobs(db)
+            await jobs.start()
         try:
             yield {}
         finally:
+            if jobs is not None:
+                await jobs.stop()
+            await proxy.close()
             await writer.stop()
             if own_engine:
                 await db.dispose()

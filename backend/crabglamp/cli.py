@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_args(demo)
     demo.add_argument("--no-serve", action="store_true", help="seed only")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the demo data")
+    demo.add_argument(
+        "--scale", type=float, default=1.0, help="background traffic volume (1 = ~300k events)"
+    )
 
     sub.add_parser("migrate", help="upgrade the database to the newest schema")
 
@@ -43,6 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--account", required=True, help="account id (UUID)")
     exp.add_argument("--month", required=True, help="YYYY-MM")
     exp.add_argument("--output", "-o", default="-", help="file to write, or - for standard output")
+
+    sdl = sub.add_parser("schema", help="print the GraphQL schema (SDL) that schema.graphql holds")
+    sdl.add_argument("--output", "-o", default="-", help="file to write, or - for standard output")
+
+    key = sub.add_parser("key", help="manage virtual keys from the shell")
+    key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+    create = key_sub.add_parser("create", help="create a virtual key; prints its secret once")
+    create.add_argument("--account", required=True, help="account id (UUID)")
+    create.add_argument("--name", required=True, help="the key's name, e.g. prod")
+    create.add_argument("--provider", help="only models of this provider (e.g. openai)")
+    create.add_argument("--cap", metavar="CENTS", help="monthly spend cap in cents (none: uncapped)")
+
+    fake = sub.add_parser(
+        "fake-upstream",
+        help="serve a LOCAL FAKE OpenAI-compatible provider (a stand-in for tests and the demo)",
+    )
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=9100)
+    fake.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    fake.add_argument("--output-tokens", type=int, default=16, help="answer length by default")
 
     tok = sub.add_parser("token", help="print a development session token (never in production)")
     tok.add_argument("--user", required=True, help="user id, the token's sub (e.g. user_demo_bob)")
@@ -65,12 +88,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_migrate(settings))
         return _serve(settings, args.host, args.port, args.workers)
     if args.command == "demo":
-        from crabglamp.demo import seed_demo
+        from crabglamp.demo import DemoError, seed_demo
 
         asyncio.run(_migrate(settings))
-        asyncio.run(seed_demo(settings, seed=args.seed))
+        try:
+            asyncio.run(seed_demo(settings, seed=args.seed, scale=args.scale))
+        except DemoError as exc:
+            print(f"crabglamp demo: {exc}", file=sys.stderr)
+            return 2
         if args.no_serve:
             return 0
+        if not settings.upstream_config:
+            from crabglamp.fake_upstream import start_in_thread, upstream_environment
+
+            # The demo's proxy forwards to the local fake provider: nothing leaves the machine.
+            fake = start_in_thread()
+            for name, value in upstream_environment(fake).items():
+                os.environ.setdefault(name, value)
+            print(f"Proxy upstream: the local fake provider at {fake}/v1", flush=True)
         return _serve(settings, args.host, args.port, args.workers)
     if args.command == "import":
         from crabglamp.bundle import import_command
@@ -80,6 +115,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         from crabglamp.bundle import export_command
 
         return asyncio.run(export_command(settings, args.account, args.month, args.output))
+    if args.command == "schema":
+        from crabglamp.graphql.schema import write_sdl
+
+        write_sdl(args.output)
+        return 0
+    if args.command == "key":
+        from crabglamp.keys import create_command
+
+        asyncio.run(_migrate(settings))
+        return asyncio.run(
+            create_command(
+                settings.database_url,
+                args.account,
+                args.name,
+                args.provider,
+                args.cap,
+                sys.stdout,
+                sys.stderr,
+            )
+        )
+    if args.command == "fake-upstream":
+        from crabglamp.fake_upstream import serve
+
+        return serve(args.host, args.port, args.latency_ms, args.output_tokens)
     if args.command == "token":
         from crabglamp.devtokens import token_command
 

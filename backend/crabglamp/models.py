@@ -190,3 +190,158 @@ class LlmHourly(SQLModel, table=True):
     hour: datetime = Field(primary_key=True, sa_type=DateTime(timezone=True))
     cost_micros: int = _micros()
     request_count: int = Field(default=0, sa_type=BigInteger)
+
+
+# Proxy: retired secrets (rotation history and grace periods), monthly spend per key, reservations
+
+
+class VirtualKeySecret(SQLModel, table=True):
+    """A secret a key used to have; it still authenticates until `expires_at` (the grace period)."""
+
+    __tablename__ = "virtual_key_secret"
+    secret_hash: str = Field(primary_key=True)
+    key_id: uuid.UUID = Field(foreign_key="virtual_key.id", index=True)
+    secret_prefix: str
+    retired_at: datetime = _moment()
+    expires_at: datetime = _moment()
+
+
+class KeySpend(SQLModel, table=True):
+    """Per key and UTC calendar month: what the spend cap is checked against, in one row."""
+
+    __tablename__ = "key_spend"
+    key_id: uuid.UUID = Field(primary_key=True)
+    month: date = Field(primary_key=True, sa_type=Date)
+    spent_micros: int = _micros()
+    # The maximum cost of requests admitted but not yet settled.
+    reserved_micros: int = _micros()
+
+
+class SpendReservation(SQLModel, table=True):
+    __tablename__ = "spend_reservation"
+    id: uuid.UUID = Field(primary_key=True)
+    key_id: uuid.UUID
+    month: date = Field(sa_type=Date)
+    amount_micros: int = _micros()
+    created_at: datetime = _moment()
+    # After this the request is over for sure; the sweeper frees what is still held.
+    expires_at: datetime = _moment(index=True)
+
+
+# Anomalies, alerts and billing reports (anomalies.py, alerts.py, billing.py)
+
+
+class AnomalyRecord(SQLModel, table=True):
+    """An anomaly as detected while usage arrived; one per key, kind and month (`dedupe_key`)."""
+
+    __tablename__ = "anomaly"
+    __table_args__ = (Index("ix_anomaly_account_day", "account_id", "day"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    dedupe_key: str = Field(unique=True)
+    kind: str
+    account_id: uuid.UUID
+    key_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
+    day: date = Field(sa_type=Date)
+    severity: float
+    message: str
+    suggested_action: str
+    # The numbers behind the message, as JSON (sent along in the webhook payload).
+    details: str = "{}"
+    detected_at: datetime = _moment()
+
+
+class AlertEndpoint(SQLModel, table=True):
+    """A customer's webhook: every alert of its account is POSTed there, HMAC-signed."""
+
+    __tablename__ = "alert_endpoint"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    account_id: uuid.UUID = Field(index=True)
+    url: str
+    description: str = ""
+    # The signing secret must be readable to sign with (as Stripe's is); shown once to people.
+    secret: str
+    enabled: bool = True
+    created_at: datetime = _moment()
+
+
+class AlertDelivery(SQLModel, table=True):
+    """One alert for one endpoint; `event_id` is its idempotency key (the same on every retry)."""
+
+    __tablename__ = "alert_delivery"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index("ix_alert_delivery_due", "status", "next_attempt_at"),
+        Index("ix_alert_delivery_account_created", "account_id", "created_at"),
+    )
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    endpoint_id: uuid.UUID = Field(index=True)
+    account_id: uuid.UUID
+    event_id: str
+    event_type: str
+    payload: str  # the JSON body, fixed at creation: every attempt sends the same bytes
+    status: str = "pending"  # "pending" | "delivered" | "failed"
+    attempts: int = 0
+    next_attempt_at: datetime = _moment()
+    # A sender claims a delivery until then, so two processes never send it at once.
+    lease_until: datetime | None = _moment(default=None)
+    lease_token: uuid.UUID | None = None
+    created_at: datetime = _moment()
+    delivered_at: datetime | None = _moment(default=None)
+    last_status_code: int | None = None
+    last_error: str | None = None
+
+
+class AlertAttempt(SQLModel, table=True):
+    __tablename__ = "alert_attempt"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: uuid.UUID = Field(index=True)
+    attempt: int
+    attempted_at: datetime = _moment()
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int = 0
+
+
+class CapCrossing(SQLModel, table=True):
+    """A key crossed a share of its cap in a month; each (cap, threshold) is alerted once."""
+
+    __tablename__ = "cap_crossing"
+    key_id: uuid.UUID = Field(primary_key=True)
+    month: date = Field(primary_key=True, sa_type=Date)
+    cap_micros: int = Field(primary_key=True, sa_type=BigInteger)
+    threshold_percent: int = Field(primary_key=True)
+    account_id: uuid.UUID
+    spent_micros: int = _micros()
+    crossed_at: datetime = _moment()
+
+
+class BillingLine(SQLModel, table=True):
+    """What the billing sink was told of one account's line (compute, LLM, voice) in a month.
+
+    An outbox of one: the next report is written here (`pending_*`) before it is sent, so a
+    restart resends exactly the report that was not acknowledged, with the same id, and the
+    sequence continues from what was persisted, never from memory. Report ids are
+    "{account_id}:{line}:{YYYY-MM}:{seq}".
+    """
+
+    __tablename__ = "billing_line"
+    account_id: uuid.UUID = Field(primary_key=True)
+    line: str = Field(primary_key=True)  # "COMPUTE" | "LLM" | "VOICE"
+    month: str = Field(primary_key=True)  # YYYY-MM
+    # The last report the sink acknowledged (0: none yet).
+    reported_seq: int = 0
+    reported_total_micros: int = _micros()
+    reported_as_of: datetime | None = _moment(default=None)
+    reported_at: datetime | None = _moment(default=None)
+    # The report being sent: it covers (reported_as_of, pending_as_of].
+    pending_seq: int | None = None
+    pending_total_micros: int | None = Field(default=None, sa_type=BigInteger)
+    pending_as_of: datetime | None = _moment(default=None)
+    pending_final: bool = False
+    # The month's last report was acknowledged: nothing more is sent for it.
+    closed: bool = Field(default=False, index=True)
+    attempts: int = 0
+    last_error: str | None = None
+    lease_until: datetime | None = _moment(default=None)
+    lease_token: uuid.UUID | None = None

@@ -1,12 +1,23 @@
-"""Group commit: many concurrent callers, one transaction per batch, each caller told once durable."""
+"""Group commit: many concurrent callers, one transaction per batch, each caller told once durable.
+
+The proxy records each request's event together with the settlement of its spend reservation,
+in the same transaction: the cost is counted against the cap exactly when the event exists.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from crabglamp.ingest import IngestError, Ingestor, Record
+from sqlalchemy.exc import DBAPIError
+
+from crabglamp.caps import Settlement, settle_in
+from crabglamp.db import write_transaction
+from crabglamp.ingest import IngestError, Ingestor, Record, _retryable
+from crabglamp.metrics import BATCH_BUCKETS, Histogram
+
+_RETRIES = 8
 
 
 @dataclass(slots=True)
@@ -14,6 +25,15 @@ class WriterStats:
     batches: int = 0
     events: int = 0
     largest_batch: int = 0
+    failed_batches: int = 0
+    batch_sizes: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
+
+
+@dataclass(slots=True)
+class _Item:
+    record: Record
+    settlement: Settlement | None
+    future: asyncio.Future[None]
 
 
 class GroupCommitWriter:
@@ -27,7 +47,7 @@ class GroupCommitWriter:
         self.ingestor = ingestor
         self.max_batch = max_batch
         self.stats = WriterStats()
-        self._queue: asyncio.Queue[tuple[Record, asyncio.Future[None]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -41,11 +61,15 @@ class GroupCommitWriter:
                 await self._task
             self._task = None
 
-    async def record(self, record: Record) -> None:
+    async def record(self, record: Record, settlement: Settlement | None = None) -> None:
+        """Commit `record` (and settle its reservation, if any) before returning.
+
+        Once queued the event is committed whatever happens to the caller: a caller that is
+        cancelled while waiting does not take its event back."""
         if self._task is None:
             await self.start()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((record, future))
+        self._queue.put_nowait(_Item(record, settlement, future))
         await future
 
     async def _run(self) -> None:
@@ -55,9 +79,9 @@ class GroupCommitWriter:
                 batch.append(self._queue.get_nowait())
             await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[Record, asyncio.Future[None]]]) -> None:
+    async def _commit(self, batch: list[_Item]) -> None:
         try:
-            await self.ingestor.record([record for record, _ in batch])
+            await self._write(batch)
         except IngestError as exc:
             if len(batch) > 1:
                 # One bad event must not fail its neighbours: record them one by one.
@@ -67,17 +91,40 @@ class GroupCommitWriter:
             _fail(batch, exc)
             return
         except Exception as exc:  # the database is unreachable: every waiter hears it
+            self.stats.failed_batches += 1
             _fail(batch, exc)
             return
         self.stats.batches += 1
         self.stats.events += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        for _, future in batch:
-            if not future.done():  # a caller that disconnected has cancelled its future
-                future.set_result(None)
+        self.stats.batch_sizes.observe(len(batch))
+        for item in batch:
+            if not item.future.done():  # a caller that disconnected has cancelled its future
+                item.future.set_result(None)
+
+    async def _write(self, batch: list[_Item]) -> None:
+        """One transaction: the events with their rollups, then the settlements."""
+        records = [item.record for item in batch]
+        settled = [item for item in batch if item.settlement is not None]
+        for attempt in range(_RETRIES):
+            try:
+                async with write_transaction(self.ingestor.engine) as conn:
+                    result = await self.ingestor.record_in(conn, records)
+                    if settled:
+                        new = set(result.new_ids)
+                        await settle_in(
+                            conn,
+                            [item.settlement for item in settled if item.settlement is not None],
+                            [item.record.id in new for item in settled],
+                        )
+                return
+            except DBAPIError as exc:
+                if attempt == _RETRIES - 1 or not _retryable(exc):
+                    raise
+                await asyncio.sleep(0.005 * (attempt + 1))
 
 
-def _fail(batch: list[tuple[Record, asyncio.Future[None]]], exc: BaseException) -> None:
-    for _, future in batch:
-        if not future.done():
-            future.set_exception(exc)
+def _fail(batch: list[_Item], exc: BaseException) -> None:
+    for item in batch:
+        if not item.future.done():
+            item.future.set_exception(exc)

@@ -1,0 +1,1 @@
+"""Alert endpoints (webhooks) of an account and the deliveries made to them."""

@@ -1,0 +1,1 @@
+"""Anomalies: a sudden spike on a quiet key, a cap trajectory, a runaway day."""

@@ -1,0 +1,1 @@
+"""Schema extensions of the GraphQL endpoint."""

@@ -1,0 +1,1 @@
+"""The month's invoice: each axis rounded half-up to whole cents."""

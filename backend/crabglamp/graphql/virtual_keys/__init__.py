@@ -1,0 +1,1 @@
+"""Virtual keys with their cap and this month's accrued spend."""

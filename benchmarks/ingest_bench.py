@@ -1,0 +1,128 @@
+"""P3: bulk ingest with rollups maintained, through `Ingestor.record`.
+
+`p3-ingest` reports the generation of the cached dataset itself (all N events, the tables
+growing to full size). `p3-batch-sizes` writes the first part of the same event stream into a
+fresh database once per batch size, to show which batch size is best.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from benchmarks.dataset import (
+    BENCH_DIR,
+    IngestStats,
+    admin_sql,
+    build_entities,
+    fresh_path,
+    ingest,
+    prepare_dir,
+    with_database,
+    write_entities,
+)
+from benchmarks.registry import Context, Result, benchmark
+from crabglamp.db import make_engine
+from crabglamp.migrate import upgrade
+
+GOAL = {"sqlite": 50_000, "postgres": 20_000}
+
+
+def _ingest_result(ctx: Context, what: str, stats: IngestStats, extra: dict[str, object]) -> Result:
+    return Result(
+        "P3",
+        what,
+        ctx.engine_name,
+        stats.events_per_s,
+        "events/s",
+        GOAL.get(ctx.engine_name),
+        lower_is_better=False,
+        detail={
+            "events": stats.events,
+            "llmEvents": stats.llm_events,
+            "batchSize": stats.batch_size,
+            "ingestSeconds": round(stats.seconds, 2),
+            "generateSeconds": round(stats.generate_seconds, 2),
+            "slowestBatchSeconds": round(stats.slowest_batch_s, 3),
+            "eventsPerSecondByTenth": [round(x) for x in stats.by_tenth],
+        }
+        | extra,
+    )
+
+
+@benchmark(
+    "p3-ingest",
+    target="P3",
+    description="Ingestor.record while generating the dataset (all events, tables growing)",
+    order=10,
+)
+async def p3_ingest(ctx: Context) -> list[Result]:
+    _, dataset = ctx.need()
+    if dataset.ingest is None:
+        return []
+    extra = {"measuredAt": dataset.generated_at, "fromCache": dataset.reused}
+    return [
+        _ingest_result(ctx, f"ingest {dataset.shape.events:,} LLM events", dataset.ingest, extra)
+    ]
+
+
+@benchmark(
+    "p3-batch-sizes",
+    target="P3",
+    description="Ingestor.record into a fresh database at several batch sizes",
+    needs_dataset=False,
+    default=False,
+    order=40,
+)
+async def p3_batch_sizes(ctx: Context) -> list[Result]:
+    from benchmarks.dataset import Shape
+
+    shape = Shape(events=ctx.options.events, seed=ctx.options.seed)
+    entities = build_entities(shape)
+    results = []
+    for size in ctx.options.batch_sizes:
+        url, drop = await _scratch(ctx)
+        engine = make_engine(url)
+        try:
+            await upgrade(engine)
+            await write_entities(engine, shape, entities)
+            print(f"  [{ctx.engine_name}] P3: batches of {size:,} ...", flush=True)
+            stats = await ingest(
+                engine,
+                ctx.engine_name,
+                shape,
+                entities,
+                size,
+                max_records=ctx.options.sweep_events,
+            )
+        finally:
+            await engine.dispose()
+            await drop()
+        results.append(
+            _ingest_result(
+                ctx,
+                f"ingest first {stats.events:,} records, batches of {size:,}",
+                stats,
+                {"freshDatabase": True},
+            )
+        )
+    return results
+
+
+async def _scratch(ctx: Context) -> tuple[str, Callable[[], Awaitable[None]]]:
+    if ctx.engine_name == "sqlite":
+        prepare_dir()
+        path = fresh_path(BENCH_DIR / "scratch.db")
+
+        async def drop_file() -> None:
+            fresh_path(Path(path))
+
+        return f"sqlite+aiosqlite:///{path}", drop_file
+    name = "crabglamp_bench_scratch"
+    await admin_sql(ctx.postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin_sql(ctx.postgres_admin_url, f'CREATE DATABASE "{name}"')
+
+    async def drop_database() -> None:
+        await admin_sql(ctx.postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return with_database(ctx.postgres_admin_url, name), drop_database

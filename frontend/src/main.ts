@@ -1,0 +1,237 @@
+// The usage dashboard: the view lives in the URL; each section loads exactly what it draws.
+
+import "./styles.css";
+import { ApiError, signIn } from "./api";
+import { toCsv, download } from "./csv";
+import { $, h, replace } from "./dom";
+import { longDay, parseDay } from "./format";
+import { keyMutations } from "./mutations";
+import { type Scope, scopeOf } from "./scope";
+import { AnomaliesSection } from "./sections/anomalies";
+import { ComputeSection } from "./sections/compute";
+import { Freshness, REFRESH_SECONDS } from "./sections/freshness";
+import { InvoiceSection } from "./sections/invoice";
+import { type KeySummary, RaiseCapDialog, RotateKeyDialog } from "./sections/keyActions";
+import { KeysSection } from "./sections/keys";
+import { LlmSection } from "./sections/llm";
+import { ModelsSection } from "./sections/models";
+import { RequestLogDialog } from "./sections/requestLog";
+import { SummarySection, type Totals } from "./sections/summary";
+import { Toolbar } from "./sections/toolbar";
+import { VoiceSection } from "./sections/voice";
+import { PRESETS, type LogSelection, type ViewState, fromSearch, sameView, toSearch } from "./state";
+import { isAbort } from "./ui";
+
+class Dashboard {
+  private state: ViewState = fromSearch(location.search);
+  private scope: Scope = scopeOf(this.state);
+  private controller: AbortController | null = null;
+  private loadingNow = false;
+  private lastLoaded = 0;
+  private totals: Totals = { llm: null, compute: null, voice: null };
+  private readonly main: HTMLElement;
+  private readonly periodLabel = h("p", { className: "period-label" });
+  private readonly freshness = new Freshness(() => void this.reload(true));
+  private readonly toolbar = new Toolbar({ change: (patch) => this.change(patch), exportCsv: () => this.exportCsv() });
+  private readonly summary = new SummarySection();
+  private readonly keys: KeysSection;
+  private readonly llm: LlmSection;
+  private readonly anomalies: AnomaliesSection;
+  private readonly compute = new ComputeSection();
+  private readonly voice = new VoiceSection();
+  private readonly invoice = new InvoiceSection();
+  private readonly models = new ModelsSection();
+  private readonly log: RequestLogDialog;
+  private readonly rotateDialog = new RotateKeyDialog(keyMutations);
+  private readonly capDialog = new RaiseCapDialog(keyMutations);
+
+  constructor(root: HTMLElement) {
+    const keyName = (id: string) => this.keys.data?.keys.find((k) => k.id === id)?.name ?? null;
+    this.keys = new KeysSection({ raiseCap: (k) => this.capDialog.open(k), rotate: (k) => this.rotateDialog.open(k) });
+    this.llm = new LlmSection((selection) => this.openLog(selection));
+    this.anomalies = new AnomaliesSection({
+      keyName,
+      openLog: (a) => this.openLog({ date: a.date, model: null, provider: null, keyId: a.keyId }),
+      rotate: (id) => this.withKey(id, (k) => this.rotateDialog.open(k)),
+      raiseCap: (id) => this.withKey(id, (k) => this.capDialog.open(k)),
+    });
+    this.log = new RequestLogDialog(keyName);
+    this.log.onClose = () => this.logClosed();
+    this.rotateDialog.onDone = () => void this.reload(true);
+    this.capDialog.onDone = () => void this.reload(true);
+    this.keys.onData = () => this.anomalies.refreshNames();
+    this.llm.onData = (d) => {
+      this.models.render(d);
+      this.setTotals({ llm: d ? { cents: d.totalCents, requests: d.requestCount } : null });
+    };
+    this.compute.onData = (d) => this.setTotals({ compute: d ? { cents: d.totalCents } : null });
+    this.voice.onData = (d) => this.setTotals({ voice: d ? { cents: d.totalCents, characters: d.totalCharacters } : null });
+
+    this.main = h(
+      "main",
+      { id: "main", tabindex: "-1" },
+      h("div", { className: "page-head" }, h("h1", null, "Usage"), this.periodLabel),
+      this.toolbar.el,
+      h("p", { className: "filter-note" }, "Provider and key filters narrow LLM spend only; compute and voice always show the whole account."),
+      this.summary.el,
+      this.anomalies.el,
+      this.keys.el,
+      this.llm.el,
+      h("div", { className: "two-up" }, this.compute.el, this.voice.el),
+      h("div", { className: "two-up two-up-wide" }, this.models.el, this.invoice.el),
+    );
+    replace(
+      root,
+      h("a", { className: "skip-link", href: "#main" }, "Skip to the usage figures"),
+      h(
+        "header",
+        { className: "topbar" },
+        h("a", { className: "brand", href: "/dashboard/usage", "aria-label": "CrabGlamp Usage, home" }, h("span", { className: "logo", "aria-hidden": "true" }), h("span", null, "CrabGlamp"), h("span", { className: "brand-product" }, "Usage")),
+        this.freshness.el,
+        h("nav", { className: "topnav", "aria-label": "Help" }, h("a", { href: "/docs/monitor-usage" }, "Docs"), h("a", { href: "/docs/api-reference" }, "API")),
+      ),
+      this.main,
+      this.log.el,
+      this.rotateDialog.el,
+      this.capDialog.el,
+    );
+
+    window.addEventListener("popstate", () => this.fromHistory());
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && Date.now() - this.lastLoaded > REFRESH_SECONDS * 1000) void this.reload(true);
+    });
+    setInterval(() => {
+      if (!document.hidden && !this.loadingNow && !this.anyDialogOpen()) void this.reload(true);
+    }, REFRESH_SECONDS * 1000);
+    void this.reload(false).then(() => {
+      if (this.state.log) this.log.show(this.state.log, this.scope);
+    });
+  }
+
+  private anyDialogOpen(): boolean {
+    return this.rotateDialog.el.open || this.capDialog.el.open;
+  }
+
+  private withKey(id: string, then: (key: KeySummary) => void): void {
+    const key = this.keys.data?.keys.find((k) => k.id === id);
+    if (key) then(key);
+  }
+
+  private setTotals(patch: Partial<Totals>): void {
+    this.totals = { ...this.totals, ...patch };
+    this.summary.render(this.totals, this.scope);
+  }
+
+  /** A new view from the toolbar: new URL entry, everything reloads. */
+  private change(patch: Partial<ViewState>): void {
+    const next: ViewState = { ...this.state, ...patch, log: null };
+    if (sameView(next, this.state)) return;
+    this.state = next;
+    history.pushState({ view: true }, "", location.pathname + toSearch(next));
+    void this.reload(false);
+  }
+
+  private fromHistory(): void {
+    const next = fromSearch(location.search);
+    const viewChanged = !sameView(next, this.state);
+    this.state = next;
+    if (viewChanged) void this.reload(false);
+    if (next.log) this.log.show(next.log, scopeOf(next));
+    else this.log.close();
+  }
+
+  private openLog(selection: LogSelection): void {
+    this.state = { ...this.state, log: selection };
+    history.pushState({ log: true }, "", location.pathname + toSearch(this.state));
+    this.log.show(selection, this.scope);
+  }
+
+  private logClosed(): void {
+    if (!fromSearch(location.search).log) return; // closed by the back button: URL already right
+    if (history.state?.log) {
+      history.back();
+    } else {
+      this.state = { ...this.state, log: null };
+      history.replaceState(null, "", location.pathname + toSearch(this.state));
+    }
+  }
+
+  private describePeriod(scope: Scope): string {
+    const { period, state } = scope;
+    const preset = PRESETS.find((p) => p.value === state.preset)?.label ?? "Custom range";
+    const from = parseDay(period.from);
+    const to = parseDay(period.to);
+    const sameYear = from.getUTCFullYear() === to.getUTCFullYear();
+    const start = longDay(period.from).slice(4, sameYear ? -5 : undefined);
+    return `${preset} · ${start} – ${longDay(period.to).slice(4)} · ${period.days.length} days, UTC`;
+  }
+
+  async reload(quiet: boolean): Promise<void> {
+    this.controller?.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    const signal = controller.signal;
+    this.scope = scopeOf(this.state);
+    const scope = this.scope;
+    this.periodLabel.textContent = this.describePeriod(scope);
+    this.toolbar.show(scope);
+    if (!quiet) {
+      this.models.loading();
+      this.totals = { llm: null, compute: null, voice: null };
+      this.summary.render(this.totals, scope);
+    }
+    this.loadingNow = true;
+    this.freshness.loading();
+    const started = new Date();
+    const results = await Promise.allSettled([
+      this.llm.load(scope, signal, quiet),
+      this.keys.load(scope, signal, quiet),
+      this.toolbar.load(scope, signal),
+      this.anomalies.load(scope, signal, quiet),
+      this.compute.load(scope, signal, quiet),
+      this.voice.load(scope, signal, quiet),
+      this.invoice.load(scope, signal, quiet),
+    ]);
+    if (signal.aborted) return;
+    this.loadingNow = false;
+    const failures = results.flatMap((r) => (r.status === "rejected" && !isAbort(r.reason) ? [r.reason as unknown] : []));
+    if (failures.some((e) => e instanceof ApiError && e.kind === "unauthenticated")) {
+      this.signedOut();
+      return;
+    }
+    if (failures.length) {
+      this.freshness.failedToRefresh();
+    } else {
+      this.lastLoaded = Date.now();
+      this.freshness.loaded(started);
+    }
+  }
+
+  private signedOut(): void {
+    const button = h("button", { type: "button", className: "button" }, "Sign in");
+    button.addEventListener("click", () => void signIn());
+    replace(
+      this.main,
+      h(
+        "div",
+        { className: "signed-out", role: "alert" },
+        h("h1", null, "Sign in to see your usage"),
+        h("p", null, "Your session has ended or you are not signed in. Sign in and you will come straight back to this view."),
+        button,
+      ),
+    );
+    this.freshness.el.hidden = true;
+    button.focus();
+  }
+
+  private exportCsv(): void {
+    const { period } = this.scope;
+    const text = toCsv(
+      { llm: this.llm.data, compute: this.compute.data, voice: this.voice.data, keys: this.keys.data },
+      period,
+    );
+    download(`crabglamp-usage-${period.from}_${period.to}.csv`, text);
+  }
+}
+
+new Dashboard($("#app"));

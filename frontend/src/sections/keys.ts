@@ -1,0 +1,203 @@
+// A card per virtual key: this month's spend against its cap as a bar, and the period's spend.
+
+import { execute } from "../api";
+import { h, replace } from "../dom";
+import { count, exactMoney, money, percent, toMicros } from "../format";
+import { KeyCardsDocument, type KeyCardsQuery } from "../generated/graphql";
+import type { Scope } from "../scope";
+import { empty, errorBox, isAbort, loading, section, setState } from "../ui";
+
+export type VirtualKey = KeyCardsQuery["virtualKeys"][number];
+
+export interface KeyCard {
+  key: VirtualKey;
+  periodMicros: number;
+  periodRequests: number;
+}
+
+export interface KeysData {
+  keys: VirtualKey[];
+  cards: KeyCard[];
+}
+
+export type CapLevel = "none" | "ok" | "warn" | "danger" | "over";
+
+/** Warning colours near the cap: amber from 75 %, red from 90 %, "over" at 100 %. */
+export function capLevel(percentUsed: number | null): CapLevel {
+  if (percentUsed === null) return "none";
+  if (percentUsed >= 100) return "over";
+  if (percentUsed >= 90) return "danger";
+  if (percentUsed >= 75) return "warn";
+  return "ok";
+}
+
+const LEVEL_WORDS: Record<CapLevel, string> = {
+  none: "No cap",
+  ok: "Within cap",
+  warn: "Nearing cap",
+  danger: "Close to cap",
+  over: "Cap reached",
+};
+
+export interface KeyActions {
+  raiseCap(key: VirtualKey): void;
+  rotate(key: VirtualKey): void;
+  openKeyLog?(key: VirtualKey): void;
+}
+
+export class KeysSection {
+  readonly el: HTMLElement;
+  private readonly body: HTMLElement;
+  data: KeysData | null = null;
+  onData: (data: KeysData | null) => void = () => {};
+
+  constructor(private readonly actions: KeyActions) {
+    const frame = section(
+      "keys",
+      "Virtual keys",
+      "Each key's spend this calendar month against its monthly cap, and what it spent in the selected period.",
+    );
+    this.el = frame.el;
+    this.body = frame.body;
+  }
+
+  async load(scope: Scope, signal: AbortSignal, quiet: boolean): Promise<void> {
+    if (!quiet || !this.data) {
+      setState(this.el, "loading");
+      loading(this.body, "Loading virtual keys", 3);
+    }
+    try {
+      const answers = await Promise.all(
+        scope.llm.map((filter) => execute(KeyCardsDocument, { accountId: scope.accountId, filter }, signal)),
+      );
+      const keys = answers[0]?.virtualKeys ?? [];
+      const spent = new Map<string, { micros: number; requests: number }>();
+      for (const answer of answers) {
+        for (const k of answer.usage.llm.keys) {
+          const s = spent.get(k.keyId) ?? { micros: 0, requests: 0 };
+          s.micros += toMicros(k.totalCents);
+          s.requests += k.requestCount;
+          spent.set(k.keyId, s);
+        }
+      }
+      const { keyIds, providers } = scope.state;
+      const cards = keys
+        .filter((k) => keyIds.length === 0 || keyIds.includes(k.id))
+        .filter((k) => providers.length === 0 || k.provider === null || providers.includes(k.provider))
+        .map((key) => ({ key, periodMicros: spent.get(key.id)?.micros ?? 0, periodRequests: spent.get(key.id)?.requests ?? 0 }))
+        .sort(
+          (a, b) =>
+            Number(a.key.status !== "active") - Number(b.key.status !== "active") ||
+            (b.key.percentUsed ?? -1) - (a.key.percentUsed ?? -1) ||
+            b.key.accruedCents - a.key.accruedCents ||
+            a.key.name.localeCompare(b.key.name),
+        );
+      this.data = { keys, cards };
+      this.render(this.data, scope);
+      this.onData(this.data);
+    } catch (error) {
+      if (isAbort(error)) return;
+      this.data = null;
+      this.onData(null);
+      setState(this.el, "error");
+      replace(this.body, errorBox(error, () => void this.load(scope, new AbortController().signal, false)));
+      throw error;
+    }
+  }
+
+  private render(data: KeysData, scope: Scope): void {
+    if (data.keys.length === 0) {
+      setState(this.el, "empty");
+      replace(
+        this.body,
+        empty("No virtual keys yet", h("span", null, "Create one with ", h("code", null, "crabglamp key create --account ID --name NAME --cap CENTS"), ", then send requests through the proxy with its secret.")),
+      );
+      return;
+    }
+    if (data.cards.length === 0) {
+      setState(this.el, "empty");
+      replace(this.body, empty("No key matches the filters", "Clear the provider or key filter to see every key."));
+      return;
+    }
+    setState(this.el, "ready");
+    const periodLabel = scope.state.preset === "this-month" ? "This month" : "In period";
+    replace(this.body, h("ul", { className: "key-grid", role: "list" }, data.cards.map((card) => this.card(card, periodLabel))));
+  }
+
+  private card({ key, periodMicros, periodRequests }: KeyCard, periodLabel: string): HTMLElement {
+    const level = capLevel(key.percentUsed);
+    const revoked = key.status !== "active";
+    const pct = key.percentUsed;
+    const bar =
+      pct === null
+        ? h("p", { className: "cap-none" }, key.spendCapCents === null ? "No spend cap" : "Cap of $0.00: every request is refused")
+        : h(
+            "div",
+            { className: "cap" },
+            h(
+              "div",
+              {
+                className: `meter meter-${level}`,
+                role: "progressbar",
+                "aria-valuemin": 0,
+                "aria-valuemax": 100,
+                "aria-valuenow": Math.min(100, Math.round(pct * 10) / 10),
+                "aria-valuetext": `${percent(pct)} of the monthly cap used (${LEVEL_WORDS[level]})`,
+                "aria-label": `${key.name}: share of the monthly cap used`,
+              },
+              h("span", { style: `width:${Math.min(100, Math.max(pct, pct > 0 ? 1 : 0))}%` }),
+            ),
+            h(
+              "p",
+              { className: `cap-line level-${level}` },
+              h("span", { className: "percent", "data-percent": pct }, percent(pct)),
+              h("span", { className: "level-word" }, LEVEL_WORDS[level]),
+            ),
+          );
+    return h(
+      "li",
+      { className: `key-card${revoked ? " is-revoked" : ""} level-${level}`, "data-key-id": key.id, "aria-label": `Key ${key.name}` },
+      h(
+        "div",
+        { className: "key-head" },
+        h("h3", null, key.name),
+        h("span", { className: "badge" }, key.provider ?? "any provider"),
+        revoked ? h("span", { className: "badge badge-muted" }, key.status) : null,
+      ),
+      key.secretPrefix ? h("p", { className: "key-prefix" }, h("code", null, `${key.secretPrefix}…`)) : null,
+      h(
+        "dl",
+        { className: "key-figures" },
+        h(
+          "div",
+          null,
+          h("dt", null, "Accrued this month"),
+          h("dd", { className: "accrued figure", "data-cents": key.accruedCents, title: exactMoney(key.accruedCents) }, money(key.accruedCents)),
+        ),
+        h(
+          "div",
+          null,
+          h("dt", null, "Monthly cap"),
+          h("dd", { className: "cap-amount figure", "data-cents": key.spendCapCents ?? "" }, key.spendCapCents === null ? "None" : money(key.spendCapCents)),
+        ),
+      ),
+      bar,
+      h(
+        "p",
+        { className: "key-period" },
+        `${periodLabel}: `,
+        h("span", { className: "period-spend figure", "data-cents": periodMicros / 1e6, title: exactMoney(periodMicros / 1e6) }, money(periodMicros / 1e6)),
+        " · ",
+        h("span", { className: "period-requests", "data-count": periodRequests }, `${count(periodRequests)} request${periodRequests === 1 ? "" : "s"}`),
+      ),
+      revoked
+        ? null
+        : h(
+            "div",
+            { className: "key-actions" },
+            h("button", { type: "button", className: "button button-small", onclick: () => this.actions.raiseCap(key) }, key.spendCapCents === null ? "Set cap" : "Raise cap", h("span", { className: "visually-hidden" }, ` of ${key.name}`)),
+            h("button", { type: "button", className: "button button-small button-quiet", onclick: () => this.actions.rotate(key) }, "Rotate", h("span", { className: "visually-hidden" }, ` ${key.name}`)),
+          ),
+    );
+  }
+}
