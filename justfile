@@ -70,6 +70,10 @@ bench *ARGS:
 eval-anomalies *ARGS:
     python -m crabglamp.anomaly_eval {{ARGS}}
 
+# P4/P5: proxy overhead vs the fake upstream (1 and 2 workers), request done -> in usage (both engines)
+bench-proxy *ARGS:
+    python -m benchmarks.proxy_bench {{ARGS}}
+
 # P6: first chart drawn in headless Chromium (20 keys, a month); bytes per chart vs GET /api/usage
 bench-dashboard *ARGS: frontend
     python -m benchmarks.dashboard_bench {{ARGS}}

@@ -432,3 +432,35 @@ async def test_endpoints_are_managed_by_account_admins_through_graphql(
         assert (await graphql(client, ENDPOINTS, {"a": acme}, alice))["data"][
             "alertEndpoints"
         ] == []
+
+
+async def test_a_served_app_detects_and_alerts_as_usage_arrives(
+    engine: AsyncEngine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from crabglamp.app import create_app
+    from crabglamp.periods import utcnow
+
+    monkeypatch.setenv("CRABGLAMP_WATCH_INTERVAL_SECONDS", "0.1")
+    now = utcnow()
+    account_id, (key_id,) = await _account(engine, ("legacy-zapier", None))
+    ingestor = Ingestor(engine)
+    await ingestor.record(
+        [r for d in range(35, 0, -1) for r in _spend(key_id, now - timedelta(days=d), 4, 3)]
+    )
+    app = create_app(settings_for(db_url), engine, background=True)
+    with receiver() as hook:
+        await _endpoint(engine, account_id, hook.url)
+        async with app.router.lifespan_context(app):
+            await asyncio.sleep(0.3)  # the watcher has looked: nothing to say
+            assert hook.requests == []
+            await ingestor.record(
+                _spend(key_id, utcnow() - timedelta(seconds=5), 1500, 100, "gpt-4o")
+            )
+            for _ in range(100):
+                if hook.requests:
+                    break
+                await asyncio.sleep(0.05)
+        (request,) = hook.requests
+    assert request.json()["data"]["kind"] == "SPIKE_ON_QUIET_KEY"

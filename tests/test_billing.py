@@ -3,12 +3,14 @@ failures, lost acknowledgements and restarts; a closed month's totals are its in
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.billing import BillingReporter, BillingSettings, line_states
@@ -265,3 +267,28 @@ def _compute_close(record: ComputeRecord, end: datetime) -> ComputeRecord:
     return ComputeRecord(
         record.id, record.account_id, record.start, end, record.cents_per_hour_micros
     )
+
+
+async def test_a_served_app_reports_to_the_configured_sink(
+    engine: AsyncEngine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crabglamp.app import create_app
+    from crabglamp.periods import utcnow
+    from crabglamp.settings import Settings
+
+    shop = await _shop(engine)
+    at = utcnow()
+    await Ingestor(engine).record([_llm(shop, 0, at, 1_234_567)])
+    with receiver() as hook:
+        monkeypatch.setenv("CRABGLAMP_BILLING_SINK_URL", hook.url)
+        monkeypatch.setenv("CRABGLAMP_BILLING_INTERVAL_SECONDS", "0.1")
+        app = create_app(Settings(database_url=db_url), engine, background=True)
+        async with app.router.lifespan_context(app):
+            for _ in range(100):
+                if hook.ok():
+                    break
+                await asyncio.sleep(0.05)
+        (request,) = hook.ok()
+    (report,) = request.json()["reports"]
+    assert report["id"] == f"{shop.accounts[0]}:LLM:{at:%Y-%m}:1"
+    assert (report["totalMicros"], report["final"]) == (1_234_567, False)

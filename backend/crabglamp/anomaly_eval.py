@@ -586,8 +586,13 @@ async def load_into(engine: AsyncEngine, items: Sequence[LabelledKey]) -> None:
     """The account, its keys and agents, and the keys' daily and hourly rollup rows exactly as
     ingest leaves them (one event per request would be millions of rows for the big days)."""
     agents = sorted(
-        {p.agent_id for item in items for parts in item.activity.parts.values() for p in parts}
-        - {None},
+        {
+            p.agent_id
+            for item in items
+            for parts in item.activity.parts.values()
+            for p in parts
+            if p.agent_id is not None
+        },
         key=str,
     )
     daily_rows, hourly_rows = [], []

@@ -13,17 +13,21 @@ of requests that are certainly over (their process died, say).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import is_sqlite, make_engine, read_transaction, write_transaction
+from crabglamp.ingest import _retryable
 from crabglamp.models import (
     KeySpend,
     LlmDaily,
@@ -34,6 +38,7 @@ from crabglamp.models import (
 )
 from crabglamp.periods import as_utc, day_start, month_period, utcnow
 
+_T = TypeVar("_T")
 _spend = KeySpend.__table__  # type: ignore[attr-defined]
 _reservations = SpendReservation.__table__  # type: ignore[attr-defined]
 _keys = VirtualKey.__table__  # type: ignore[attr-defined]
@@ -42,6 +47,23 @@ _llm_daily = LlmDaily.__table__  # type: ignore[attr-defined]
 _voice = VoiceEvent.__table__  # type: ignore[attr-defined]
 
 UNCAPPED = 2**62
+_RETRIES = 8
+
+
+def _settle_future(future: asyncio.Future[_T], source: asyncio.Future[_T]) -> None:
+    """Complete `future` with whatever `source` ends with."""
+
+    def copy(done: asyncio.Future[_T]) -> None:
+        if future.done():
+            return
+        if done.cancelled():
+            future.cancel()
+        elif done.exception() is not None:
+            future.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            future.set_result(done.result())
+
+    source.add_done_callback(copy)
 
 
 def month_of(moment: datetime) -> date:
@@ -97,13 +119,43 @@ class MonthSpend:
     reserved_micros: int
 
 
+@dataclass(slots=True)
+class _Admission:
+    key_id: uuid.UUID
+    secret_hash: str
+    estimate_micros: int
+    now: datetime
+    # Where a batched admission's outcome goes (None when decided on its own).
+    future: asyncio.Future[Reservation | CapExceeded | KeyRefused] | None = None
+
+    @property
+    def month(self) -> date:
+        return month_of(self.now)
+
+
 class SpendCaps:
     """Admission, release and sweeping. Settling happens in the writer's transaction
-    (`settle_in`), because it must commit together with the event it pays for."""
+    (`settle_in`), because it must commit together with the event it pays for.
 
-    def __init__(self, engine: AsyncEngine, reservation_ttl: timedelta) -> None:
+    Concurrent admissions are group-committed like events: one transaction holds one
+    conditional UPDATE per request (each as atomic as alone), so a burst of requests shares one
+    commit. On SQLite, `lock` (the writer's) keeps this process's writers from contending for
+    the database's write lock, which would make them sleep and retry.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        reservation_ttl: timedelta,
+        lock: asyncio.Lock | None = None,
+        max_batch: int = 500,
+    ) -> None:
         self.engine = engine
         self.reservation_ttl = reservation_ttl
+        self.lock = lock
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[_Admission] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
         # Admissions, releases and sweeps need to be visible to other processes at once, not to
         # survive a crash: a lost reservation belonged to a request that died with the server.
         # On PostgreSQL they therefore skip the wait for the WAL flush.
@@ -120,8 +172,16 @@ class SpendCaps:
             self._own_engine = True
 
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         if self._own_engine:
             await self.admit_engine.dispose()
+
+    def _serialised(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self.lock if self.lock is not None else contextlib.nullcontext()
 
     # Admission
 
@@ -135,42 +195,147 @@ class SpendCaps:
         """Reserve `estimate_micros` on the key's current month if the key is active, the secret
         still one of its own, and the cap allows it — all checked by the one UPDATE."""
         now = now or utcnow()
+        if not is_sqlite(self.admit_engine):
+            return await self._admit_alone(key_id, secret_hash, estimate_micros, now)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._admit_forever(), name="crabglamp-admission")
+        future: asyncio.Future[Reservation | CapExceeded | KeyRefused] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._queue.put_nowait(_Admission(key_id, secret_hash, estimate_micros, now, future))
+        return await future
+
+    async def _admit_alone(
+        self, key_id: uuid.UUID, secret_hash: str, estimate_micros: int, now: datetime
+    ) -> Reservation | CapExceeded | KeyRefused:
+        """PostgreSQL: the conditional UPDATE and the reservation's INSERT in one statement, on
+        its own (autocommit): a single round trip, concurrent with every other admission."""
         month = month_of(now)
-        admit = _admission(key_id, month, secret_hash, estimate_micros, now)
+        reservation = Reservation(uuid.uuid4(), key_id, month, estimate_micros)
+        admitted = (
+            _admission(key_id, month, secret_hash, estimate_micros, now)
+            .returning(_spend.c.key_id)
+            .cte("admitted")
+        )
+        values = select(
+            literal(reservation.id, _reservations.c.id.type),
+            admitted.c.key_id,
+            literal(month, _reservations.c.month.type),
+            literal(estimate_micros, _reservations.c.amount_micros.type),
+            literal(now, _reservations.c.created_at.type),
+            literal(now + self.reservation_ttl, _reservations.c.expires_at.type),
+        ).select_from(admitted)
+        statement = (
+            _reservations.insert()
+            .from_select(
+                ["id", "key_id", "month", "amount_micros", "created_at", "expires_at"], values
+            )
+            .returning(_reservations.c.id)
+        )
+        async with self.admit_engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if (await conn.execute(statement)).first() is not None:
+                return reservation
+        return await self._decide(_Admission(key_id, secret_hash, estimate_micros, now))
+
+    async def _admit_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._admit_batch(batch)
+
+    async def _admit_batch(self, batch: list[_Admission]) -> None:
+        # One lock order for every transaction that updates key_spend rows: no deadlocks.
+        batch.sort(key=lambda a: (str(a.key_id), a.month))
+        admitted: dict[int, Reservation] = {}
+        try:
+            for attempt in range(_RETRIES):
+                admitted = {}
+                try:
+                    async with self._serialised(), write_transaction(self.admit_engine) as conn:
+                        rows = []
+                        for index, a in enumerate(batch):
+                            admit = _admission(
+                                a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now
+                            )
+                            if (await conn.execute(admit)).rowcount == 1:
+                                r = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
+                                admitted[index] = r
+                                rows.append(
+                                    {
+                                        "id": r.id,
+                                        "key_id": r.key_id,
+                                        "month": r.month,
+                                        "amount_micros": r.amount_micros,
+                                        "created_at": a.now,
+                                        "expires_at": a.now + self.reservation_ttl,
+                                    }
+                                )
+                        if rows:
+                            await conn.execute(_reservations.insert(), rows)
+                    break
+                except DBAPIError as exc:
+                    if attempt == _RETRIES - 1 or not _retryable(exc):
+                        raise
+                    await asyncio.sleep(0.005 * (attempt + 1))
+        except Exception as exc:  # the database is away: every waiter hears it
+            for a in batch:
+                if a.future is not None and not a.future.done():
+                    a.future.set_exception(exc)
+            return
+        for index, a in enumerate(batch):
+            assert a.future is not None
+            reservation = admitted.get(index)
+            if reservation is None:
+                # Refused, or the month's row does not exist yet: find out on its own.
+                _settle_future(a.future, asyncio.ensure_future(self._decide(a)))
+            elif not a.future.done():
+                a.future.set_result(reservation)
+
+    async def _decide(self, a: _Admission) -> Reservation | CapExceeded | KeyRefused:
+        """The slow path of an admission that the batch did not admit: why, or admit it now."""
+        admit = _admission(a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now)
         attempts = 4
         for attempt in range(attempts):
-            async with write_transaction(self.admit_engine) as conn:
-                if (await conn.execute(admit)).rowcount == 1:
-                    reservation = Reservation(uuid.uuid4(), key_id, month, estimate_micros)
-                    await conn.execute(
-                        _reservations.insert().values(
-                            id=reservation.id,
-                            key_id=key_id,
-                            month=month,
-                            amount_micros=estimate_micros,
-                            created_at=now,
-                            expires_at=now + self.reservation_ttl,
-                        )
-                    )
-                    return reservation
+            async with self._serialised(), write_transaction(self.admit_engine) as conn:
                 refusal = await _why_refused(
-                    conn, key_id, month, secret_hash, estimate_micros, now, attempt == attempts - 1
+                    conn,
+                    a.key_id,
+                    a.month,
+                    a.secret_hash,
+                    a.estimate_micros,
+                    a.now,
+                    attempt == attempts - 1,
                 )
                 if refusal is not None:
                     return refusal
+                if (await conn.execute(admit)).rowcount == 1:
+                    reservation = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
+                    await conn.execute(
+                        _reservations.insert().values(
+                            id=reservation.id,
+                            key_id=a.key_id,
+                            month=a.month,
+                            amount_micros=a.estimate_micros,
+                            created_at=a.now,
+                            expires_at=a.now + self.reservation_ttl,
+                        )
+                    )
+                    return reservation
             # The month's row did not exist yet (it is created now), or room was freed meanwhile.
         raise AssertionError("unreachable: the last attempt always decides")
 
     async def release(self, reservation: Reservation) -> None:
         """Give back a reservation whose request cost nothing (upstream error, timeout, client
         gone before anything was billed). Idempotent, like settling."""
-        async with write_transaction(self.admit_engine) as conn:
+        async with self._serialised(), write_transaction(self.admit_engine) as conn:
             await _free(conn, [reservation.id])
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Free reservations past their expiry; returns how many."""
         now = now or utcnow()
-        async with write_transaction(self.admit_engine) as conn:
+        async with self._serialised(), write_transaction(self.admit_engine) as conn:
             expired = await conn.execute(
                 select(_reservations.c.id)
                 .where(_reservations.c.expires_at < now)
@@ -198,7 +363,7 @@ class SpendCaps:
             ]
         changed = 0
         for key_id in sorted(drifted):
-            async with write_transaction(self.engine) as conn:
+            async with self._serialised(), write_transaction(self.engine) as conn:
                 row = (
                     await conn.execute(
                         select(_spend.c.spent_micros)
@@ -401,7 +566,8 @@ async def _adjust(
     conn: AsyncConnection, changes: dict[tuple[uuid.UUID, date], tuple[int, int]]
 ) -> None:
     """Add spent and subtract reserved per (key, month), in one lock order for every writer."""
-    for (key_id, month), (spent, freed) in sorted(changes.items(), key=lambda item: str(item[0])):
+    ordered = sorted(changes.items(), key=lambda item: (str(item[0][0]), item[0][1]))
+    for (key_id, month), (spent, freed) in ordered:
         if spent == 0 and freed == 0:
             continue
         await conn.execute(

@@ -59,6 +59,11 @@ DOCS: Final = (
     Doc("monitor-usage", "Monitor usage", "Read the dashboard: keys, daily spend, drill-down."),
     Doc("rotate-a-virtual-key", "Rotate a virtual key", "Replace a leaked or old secret."),
     Doc("raise-a-spend-cap", "Raise a spend cap", "Give a key more room this month."),
+    Doc(
+        "anomalies-and-alerts",
+        "Anomalies and alerts",
+        "What is detected, and webhooks that tell you.",
+    ),
     Doc("api-reference", "API reference", "GET /api/usage, GraphQL and the errors they return."),
 )
 _DOCS_BY_SLUG: Final = {doc.slug: doc for doc in DOCS}

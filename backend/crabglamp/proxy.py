@@ -171,7 +171,7 @@ class Proxy:
         self.config = config
         self.metrics = metrics or Metrics()
         ttl = timedelta(seconds=config.max_request_seconds + config.reservation_margin_seconds)
-        self.caps = SpendCaps(engine, ttl)
+        self.caps = SpendCaps(engine, ttl, lock=writer.lock)
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
             limits=httpx.Limits(max_connections=2000, max_keepalive_connections=500),
@@ -410,9 +410,11 @@ class Proxy:
             )
         exchange.upstream = upstream
         exchange.estimate_micros = self._estimate(exchange)
+        started = time.perf_counter()
         outcome = await self.caps.reserve(
             exchange.facts.key_id, exchange.secret_hash, exchange.estimate_micros, exchange.now
         )
+        exchange.log["admit_ms"] = round((time.perf_counter() - started) * 1000, 3)
         if isinstance(outcome, KeyRefused):
             self._keys.pop(exchange.secret_hash, None)
             raise Refusal(401, outcome.code, outcome.message)
@@ -761,7 +763,9 @@ class Proxy:
         settlement = Settlement(exchange.reservation, cost)
         try:
             # Shielded: a client that leaves now does not take back a cost already incurred.
+            started = time.perf_counter()
             await asyncio.shield(self.writer.record(record, settlement))
+            exchange.log["record_ms"] = round((time.perf_counter() - started) * 1000, 3)
             exchange.settled = True
         except Exception as exc:
             exchange.log["record_error"] = type(exc).__name__

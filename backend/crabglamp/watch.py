@@ -16,12 +16,13 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.selectable import TextualSelect
 
 from crabglamp.alerts import (
     AlertSender,
@@ -48,6 +49,33 @@ log = logging.getLogger("crabglamp.watch")
 
 _keys = VirtualKey.__table__  # type: ignore[attr-defined]
 _hourly = LlmHourly.__table__  # type: ignore[attr-defined]
+
+
+# Each key's recent hours as one range of the rollup's primary key (account, key, hour) per key,
+# whatever the rollup's size: SQLite keeps the left table of a CROSS JOIN outer, PostgreSQL runs
+# a LATERAL subquery per key (OFFSET 0 keeps it from being merged into a scan of the rollup).
+_RECENT_HOURS_SQL = {
+    "sqlite": (
+        "SELECT h.key_id, h.hour, h.request_count, h.cost_micros "
+        "FROM virtual_key AS k CROSS JOIN llm_hourly AS h "
+        "WHERE h.account_id = k.account_id AND h.key_id = k.id AND h.hour >= :since"
+    ),
+    "postgresql": (
+        "SELECT h.key_id, h.hour, h.request_count, h.cost_micros "
+        "FROM virtual_key AS k CROSS JOIN LATERAL ("
+        " SELECT x.key_id, x.hour, x.request_count, x.cost_micros FROM llm_hourly AS x"
+        " WHERE x.account_id = k.account_id AND x.key_id = k.id AND x.hour >= :since"
+        " OFFSET 0) AS h"
+    ),
+}
+
+
+def _recent_hours(dialect: str) -> TextualSelect:
+    return (
+        text(_RECENT_HOURS_SQL[dialect])
+        .bindparams(bindparam("since", type_=_hourly.c.hour.type))
+        .columns(_hourly.c.key_id, _hourly.c.hour, _hourly.c.request_count, _hourly.c.cost_micros)
+    )
 
 
 @dataclass(slots=True)
@@ -112,18 +140,7 @@ class UsageWatcher:
                     select(_keys.c.id, _keys.c.account_id, _keys.c.name, _keys.c.spend_cap_micros)
                 )
             }
-            # Joined through the key so that each key's hours are one range of the primary key.
-            rows = await conn.execute(
-                select(
-                    _hourly.c.key_id, _hourly.c.hour, _hourly.c.request_count, _hourly.c.cost_micros
-                )
-                .select_from(_keys)
-                .join(
-                    _hourly,
-                    (_hourly.c.account_id == _keys.c.account_id) & (_hourly.c.key_id == _keys.c.id),
-                )
-                .where(_hourly.c.hour >= since)
-            )
+            rows = await conn.execute(_recent_hours(conn.dialect.name), {"since": since})
             seen = {(key_id, as_utc(hour)): (count, cost) for key_id, hour, count, cost in rows}
         touched: dict[uuid.UUID, set[date]] = {}
         for (key_id, hour), value in seen.items():
@@ -196,10 +213,12 @@ class BackgroundJobs:
         billing = billing or BillingSettings.from_env()
         self.reporter = BillingReporter(engine, billing) if billing.sink_url else None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         if self._tasks:
             return
+        self._stopping.clear()
         self._tasks.append(
             asyncio.create_task(
                 self._loop(self.watcher.run_once, self.watch_interval), name="crabglamp-watch"
@@ -213,25 +232,26 @@ class BackgroundJobs:
                 )
             )
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def stop(self, grace: float = 15.0) -> None:
+        """Let a pass that is running finish (a transaction is never cut in half), then stop."""
+        self._stopping.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks.clear()
         await self.watcher.close()
         if self.reporter is not None:
             await self.reporter.close()
 
-    @staticmethod
-    async def _loop(run: object, interval: float) -> None:
-        assert callable(run)
-        while True:
+    async def _loop(self, run: Callable[[], Awaitable[object]], interval: float) -> None:
+        while not self._stopping.is_set():
             try:
                 await run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bad run must not end the loop; the next one retries
+            except Exception:  # a bad pass must not end the loop; the next one retries
                 log.exception("background job failed; retrying in %.0f s", interval)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import DBAPIError
 
 from crabglamp.caps import Settlement, settle_in
-from crabglamp.db import write_transaction
+from crabglamp.db import is_sqlite, write_transaction
 from crabglamp.ingest import IngestError, Ingestor, Record, _retryable
 from crabglamp.metrics import BATCH_BUCKETS, Histogram
 
@@ -47,6 +47,10 @@ class GroupCommitWriter:
         self.ingestor = ingestor
         self.max_batch = max_batch
         self.stats = WriterStats()
+        # SQLite has one writer at a time; tasks of this process that write through their own
+        # connections (the spend caps' admissions) take turns here instead of sleeping on the
+        # database's busy handler.
+        self.lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(ingestor.engine) else None
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -108,7 +112,10 @@ class GroupCommitWriter:
         settled = [item for item in batch if item.settlement is not None]
         for attempt in range(_RETRIES):
             try:
-                async with write_transaction(self.ingestor.engine) as conn:
+                async with (
+                    self.lock or contextlib.nullcontext(),
+                    write_transaction(self.ingestor.engine) as conn,
+                ):
                     result = await self.ingestor.record_in(conn, records)
                     if settled:
                         new = set(result.new_ids)

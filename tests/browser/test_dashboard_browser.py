@@ -552,3 +552,20 @@ def test_raising_a_cap_from_a_card(page: Page, live_server: LiveServer) -> None:
     shown = float(card.locator(".percent").get_attribute("data-percent") or "nan")
     assert shown == pytest.approx(after["percentUsed"], abs=1e-9)
     assert after["percentUsed"] < key["percentUsed"]
+
+
+def test_a_platform_admin_picks_any_account(page: Page, live_server: LiveServer) -> None:
+    token = sign_in(page, live_server, user="user_demo_admin")
+    accounts = live_server.graphql(token, "{ accounts(admin: true) { id name } }")["accounts"]
+    assert len(accounts) >= 2
+    picker = page.get_by_label("Account", exact=True)
+    expect(picker).to_be_visible()
+    chosen = accounts[-1]
+    picker.select_option(label=chosen["name"])
+    expect(page).to_have_url(re.compile(rf"\?account={chosen['id']}$"))
+    wait_until_drawn(page)
+    keys = live_server.graphql(
+        token, "query($a: ID) { virtualKeys(accountId: $a) { id } }", {"a": chosen["id"]}
+    )["virtualKeys"]
+    expect(page.locator(".key-card")).to_have_count(len(keys))
+    expect(picker).to_have_value(chosen["id"])

@@ -2,7 +2,7 @@
 
 import { execute } from "../api";
 import { h, replace } from "../dom";
-import { FilterOptionsDocument } from "../generated/graphql";
+import { AllAccountsDocument, FilterOptionsDocument } from "../generated/graphql";
 import type { Scope } from "../scope";
 import { PRESETS, type Preset, type ViewState, isDay, daysBetween } from "../state";
 import { isAbort } from "../ui";
@@ -191,14 +191,26 @@ export class Toolbar {
           .map((k) => ({ value: k.id, label: k.name, note: k.provider ?? "any provider" })),
         scope.state.keyIds,
       );
+      let accounts = answer.accounts;
+      if (accounts.length === 0) {
+        // Nothing of one's own: a platform admin may look at every account; others may not.
+        accounts = await execute(AllAccountsDocument, {}, signal).then(
+          (all) => all.accounts,
+          (error: unknown) => {
+            if (isAbort(error)) throw error;
+            return [];
+          },
+        );
+      }
       const current = scope.accountId ?? answer.virtualKeys[0]?.accountId ?? "";
+      const known = accounts.some((a) => a.id === current);
       replace(
         this.account,
-        current && answer.accounts.some((a) => a.id === current) ? null : h("option", { value: "" }, "Your default account"),
-        answer.accounts.map((a) => h("option", { value: a.id, selected: a.id === current }, a.name)),
+        known ? null : h("option", { value: "" }, answer.accounts.length ? "Your default account" : "Choose an account"),
+        accounts.map((a) => h("option", { value: a.id, selected: a.id === current }, a.name)),
       );
-      this.account.value = answer.accounts.some((a) => a.id === current) ? current : "";
-      this.accountField.hidden = answer.accounts.length < 2;
+      this.account.value = known ? current : "";
+      this.accountField.hidden = accounts.length < 2 && (known || answer.accounts.length > 0);
     } catch (error) {
       if (isAbort(error)) return;
       throw error;
