@@ -1,9 +1,11 @@
 """Limits on what one GraphQL document may ask (DESIGN 6), with Strawberry's own extensions.
 
-Depth, aliases and tokens use Strawberry's limiters; the cost of a document (how many values
-it may produce) is a validation rule added through Strawberry's `AddValidationRules`. All of
-them only read the document, so cyclic fragments (refused by GraphQL's own NoFragmentCycles
-rule) must not send them into a loop: the cost rule tracks the fragments it is inside.
+Depth, aliases and tokens use Strawberry's limiters (the depth and alias rules built once, see
+LIMIT_RULES); the cost of a document (how many values it may produce) is a validation rule
+added through Strawberry's `AddValidationRules`. Parsing and validation are cached per document
+(Strawberry's ParserCache and ValidationCache). All of them only read the document, so cyclic
+fragments (refused by GraphQL's own NoFragmentCycles rule) must not send them into a loop: the
+cost rule tracks the fragments it is inside.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from graphql import (
 )
 from strawberry.extensions import (
     AddValidationRules,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
+    ParserCache,
     SchemaExtension,
+    ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
 from crabglamp.graphql.request_log.queries import MAX_PAGE
 
@@ -157,11 +161,26 @@ class QueryCostLimiter(AddValidationRules):
         super().__init__([rule])
 
 
+# The rules of Strawberry's QueryDepthLimiter and MaxAliasesLimiter and our cost rule, built
+# once: those extensions make a new rule class per instance (per request), and a new class
+# would defeat ValidationCache, whose key includes the rules. Rule classes hold no state (a
+# rule is instantiated per validation), so one class serves every request.
+LIMIT_RULES: tuple[type[ValidationRule], ...] = (
+    depth_rule(MAX_DEPTH, _introspection),
+    aliases_rule(MAX_ALIASES),
+    *QueryCostLimiter().validation_rules,
+)
+# Bounded LRU caches keyed by the document's text (and the rules): a dashboard sends the same
+# few documents again and again, and validating a large one costs milliseconds each time.
+CACHED_DOCUMENTS = 256
+
+
 def limit_extensions() -> list[Callable[[], SchemaExtension]]:
     # Factories, not instances: Strawberry builds fresh extensions for every request.
     return [
         partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-        partial(QueryDepthLimiter, max_depth=MAX_DEPTH, should_ignore=_introspection),
-        partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
-        QueryCostLimiter,
+        partial(AddValidationRules, list(LIMIT_RULES)),
+        # The token limit still applies: it is a parse option, and a refused parse is not cached.
+        partial(ParserCache, maxsize=CACHED_DOCUMENTS),
+        partial(ValidationCache, maxsize=CACHED_DOCUMENTS),
     ]
