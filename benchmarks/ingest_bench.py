@@ -7,6 +7,7 @@ fresh database once per batch size, to show which batch size is best.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -126,3 +127,54 @@ async def _scratch(ctx: Context) -> tuple[str, Callable[[], Awaitable[None]]]:
         await admin_sql(ctx.postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     return with_database(ctx.postgres_admin_url, name), drop_database
+
+
+@benchmark(
+    "p3-floor",
+    target="P3",
+    description="the database's own ceiling: LLM event rows straight into llm_event, no rollups",
+    needs_dataset=False,
+    default=False,
+    order=41,
+)
+async def p3_floor(ctx: Context) -> list[Result]:
+    """No validation, pricing, idempotency or rollups: pre-converted rows, one driver call per
+    batch (sqlite3 executemany / asyncpg COPY). What Ingestor.record can at best approach."""
+    from itertools import islice
+
+    from benchmarks.dataset import Shape, generate
+    from crabglamp.bulk import insert_rows
+    from crabglamp.db import write_transaction
+    from crabglamp.ingest import LlmRecord
+    from crabglamp.models import LlmEvent
+    from crabglamp.periods import as_utc
+
+    shape = Shape(events=ctx.options.events, seed=ctx.options.seed)
+    entities = build_entities(shape)
+    account_of = {k.id: entities.account_ids[k.account] for k in entities.keys}
+    records = (r for r in generate(shape, entities) if isinstance(r, LlmRecord))
+    rows = [
+        {"id": r.id, "ts": as_utc(r.ts), "account_id": account_of[r.key_id], "key_id": r.key_id,
+         "agent_id": r.agent_id, "provider": r.provider, "model": r.model,
+         "input_tokens": r.input_tokens, "output_tokens": r.output_tokens, "cost_micros": 1,
+         "status": r.status}
+        for r in islice(records, ctx.options.sweep_events)
+    ]  # fmt: skip
+    url, drop = await _scratch(ctx)
+    engine = make_engine(url)
+    size = ctx.options.batch_size
+    try:
+        await upgrade(engine)
+        seconds = 0.0
+        for start in range(0, len(rows), size):
+            t0 = time.perf_counter()
+            async with write_transaction(engine) as conn:
+                await insert_rows(conn, LlmEvent.__table__, rows[start : start + size])  # type: ignore[attr-defined]
+            seconds += time.perf_counter() - t0
+    finally:
+        await engine.dispose()
+        await drop()
+    stats = IngestStats(ctx.engine_name, size, len(rows), len(rows), seconds)
+    result = _ingest_result(ctx, f"floor: {len(rows):,} rows into llm_event only", stats, {})
+    result.goal = None  # context for P3, not a measurement of it
+    return [result]

@@ -10,8 +10,10 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -23,6 +25,7 @@ from crabglamp.migrate import upgrade
 POSTGRES_ADMIN_URL = os.environ.get(
     "CRABGLAMP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
+T = TypeVar("T")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -36,10 +39,17 @@ def _postgres_problem() -> str | None:
             await engine.dispose()
 
     try:
-        asyncio.run(asyncio.wait_for(probe(), 10))
+        _run(asyncio.wait_for(probe(), 10))
     except Exception as exc:  # any failure to reach the server
         return f"PostgreSQL at {POSTGRES_ADMIN_URL} unreachable: {exc!r}"
     return None
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion even when called from inside a running event loop (a
+    session fixture first requested by an async test): on a thread with a loop of its own."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _with_database(url: str, database: str) -> str:
@@ -67,7 +77,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
         await engine.dispose()
 
-    asyncio.run(build())
+    _run(build())
     return path
 
 
@@ -79,17 +89,17 @@ def postgres_template() -> Iterator[str]:
             pytest.fail(f"CI=true but {problem}")
         pytest.skip(problem)
     name = f"crabglamp_tpl_{os.getpid()}"
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    _run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _run(_admin(f'CREATE DATABASE "{name}"'))
 
     async def build() -> None:
         engine = make_engine(_with_database(POSTGRES_ADMIN_URL, name))
         await upgrade(engine)
         await engine.dispose()
 
-    asyncio.run(build())
+    _run(build())
     yield name
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -103,9 +113,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     template_name: str = request.getfixturevalue("postgres_template")
     name = f"crabglamp_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
+    _run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
     yield _with_database(POSTGRES_ADMIN_URL, name)
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

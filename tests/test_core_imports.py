@@ -17,6 +17,15 @@ CORE = (
     "crabglamp.periods",
     "crabglamp.money",
     "crabglamp.bundle",
+    "crabglamp.invoice",
+    "crabglamp.usage_filter",
+    "crabglamp.anomalies",
+    "crabglamp.alerts",
+    "crabglamp.billing",
+    "crabglamp.watch",
+    "crabglamp.keys",
+    "crabglamp.caps",
+    "crabglamp.key_secrets",
 )
 FRAMEWORKS = ("strawberry", "starlette", "uvicorn", "graphql")
 

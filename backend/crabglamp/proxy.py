@@ -45,7 +45,7 @@ from crabglamp.caps import (
     max_input_tokens,
     month_of,
 )
-from crabglamp.db import read_transaction
+from crabglamp.db import is_sqlite, read_transaction
 from crabglamp.ingest import LlmRecord, VoiceRecord
 from crabglamp.key_secrets import MalformedSecret, check_format, hash_secret
 from crabglamp.keys import find_by_secret
@@ -75,6 +75,7 @@ _UPSTREAM_PATHS = {
 }
 _IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
 _KEY_CACHE_SIZE = 10_000
+_SQLITE_SWITCH_INTERVAL = 0.0005
 _CONTENT_RE = re.compile(rb'"content":\s*"(?!")')
 _USAGE_RE = re.compile(rb'"usage":\s*\{')
 
@@ -170,6 +171,11 @@ class Proxy:
         self.prices = prices
         self.config = config
         self.metrics = metrics or Metrics()
+        if is_sqlite(engine) and sys.getswitchinterval() > _SQLITE_SWITCH_INTERVAL:
+            # aiosqlite runs each connection on a thread of its own, which needs the GIL to hand
+            # a result back; while the event loop is busy it waits out the switch interval (5 ms
+            # by default) every time, stalling each database round trip under load.
+            sys.setswitchinterval(_SQLITE_SWITCH_INTERVAL)
         ttl = timedelta(seconds=config.max_request_seconds + config.reservation_margin_seconds)
         self.caps = SpendCaps(engine, ttl, lock=writer.lock)
         self.http = httpx.AsyncClient(
@@ -875,8 +881,9 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 
 async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    with contextlib.suppress(Exception):  # a receive that fails means the client is gone too
+        while (await receive())["type"] != "http.disconnect":
+            pass
 
 
 async def _race(work: Coroutine[Any, Any, _T], gone: asyncio.Task[None]) -> _T:

@@ -88,23 +88,25 @@ class PlainVmUsageType:
 
 @strawberry.type(name="ComputeDay", description="One UTC day of compute.")
 class ComputeDayType:
+    # Numbers are plain fields, set once: a month holds many days, and a field with a resolver
+    # costs several times more to resolve than one read off the object (see BENCHMARKS.md, P1).
     day: strawberry.Private[core.ComputeDay]
+    day_date: date = strawberry.field(name="date", description="The UTC day.")
+    agent_cents: float = strawberry.field(description="Agents' cost that day.")
+    plain_vm_cents: float = strawberry.field(description="Plain VMs' cost that day.")
+    total_cents: float = strawberry.field(description="Agents plus plain VMs that day.")
 
-    @strawberry.field(description="The UTC day.")
-    def date(self) -> date:
-        return self.day.date
-
-    @strawberry.field(description="Agents' cost that day.")
-    def agent_cents(self) -> float:
-        return micros_to_cents(self.day.agent_micros)
-
-    @strawberry.field(description="Plain VMs' cost that day.")
-    def plain_vm_cents(self) -> float:
-        return micros_to_cents(self.day.plain_vm_micros)
-
-    @strawberry.field(description="Agents plus plain VMs that day.")
-    def total_cents(self) -> float:
-        return micros_to_cents(self.day.total_micros)
+    @classmethod
+    def of(cls, day: core.ComputeDay) -> Self:
+        agent_micros = day.agent_micros
+        plain_vm_micros = day.plain_vm_micros
+        return cls(
+            day=day,
+            day_date=day.date,
+            agent_cents=micros_to_cents(agent_micros),
+            plain_vm_cents=micros_to_cents(plain_vm_micros),
+            total_cents=micros_to_cents(agent_micros + plain_vm_micros),
+        )
 
     @strawberry.field(description="Each agent's compute that day, biggest first.")
     def agents(self) -> list[ComputeAgentUsageType]:
@@ -132,7 +134,7 @@ class ComputeUsageType:
         date_to: Annotated[date | None, strawberry.argument(name="to", description=_TO)] = None,
     ) -> list[ComputeDayType]:
         return [
-            ComputeDayType(day=d) for d in self.axis.daily if _in_range(d.date, date_from, date_to)
+            ComputeDayType.of(d) for d in self.axis.daily if _in_range(d.date, date_from, date_to)
         ]
 
     @strawberry.field(description="Each agent over the period, biggest first.")
@@ -175,18 +177,18 @@ def _models(rows: list[core.LlmModelUsage], provider: str | None) -> list[LlmMod
 @strawberry.type(name="LlmDay", description="One UTC day of LLM requests.")
 class LlmDayType:
     day: strawberry.Private[core.LlmDay]
+    day_date: date = strawberry.field(name="date", description="The UTC day.")
+    total_cents: float = strawberry.field(description="Cost of the day's requests.")
+    request_count: BigInt = strawberry.field(description="Number of the day's requests.")
 
-    @strawberry.field(description="The UTC day.")
-    def date(self) -> date:
-        return self.day.date
-
-    @strawberry.field(description="Cost of the day's requests.")
-    def total_cents(self) -> float:
-        return micros_to_cents(self.day.total_micros)
-
-    @strawberry.field(description="Number of the day's requests.")
-    def request_count(self) -> BigInt:
-        return BigInt(self.day.request_count)
+    @classmethod
+    def of(cls, day: core.LlmDay) -> Self:
+        return cls(
+            day=day,
+            day_date=day.date,
+            total_cents=micros_to_cents(day.total_micros),
+            request_count=BigInt(day.request_count),
+        )
 
     @strawberry.field(description="The day's cost per model, biggest first (a stacked bar).")
     def models(
@@ -217,31 +219,33 @@ class LlmAgentUsageType:
 @strawberry.type(name="LlmKeyUsage", description="One virtual key's LLM requests and cost.")
 class LlmKeyUsageType:
     row: strawberry.Private[core.LlmKeyUsage]
+    key_id: strawberry.ID = strawberry.field(description="The virtual key.")
+    key_name: str = strawberry.field(description="The key's name.")
+    provider: str | None = strawberry.field(
+        description="The provider the key is for; null for any."
+    )
+    spend_cap_cents: float | None = strawberry.field(
+        description="The key's monthly spend cap; null when uncapped."
+    )
+    total_cents: float = strawberry.field(
+        description="Cost of its requests in the period and filter."
+    )
+    request_count: BigInt = strawberry.field(
+        description="Number of its requests in the period and filter."
+    )
 
-    @strawberry.field(description="The virtual key.")
-    def key_id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.row.key_id))
-
-    @strawberry.field(description="The key's name.")
-    def key_name(self) -> str:
-        return self.row.key_name
-
-    @strawberry.field(description="The provider the key is for; null for any.")
-    def provider(self) -> str | None:
-        return self.row.provider
-
-    @strawberry.field(description="The key's monthly spend cap; null when uncapped.")
-    def spend_cap_cents(self) -> float | None:
-        cap = self.row.spend_cap_micros
-        return None if cap is None else micros_to_cents(cap)
-
-    @strawberry.field(description="Cost of its requests in the period and filter.")
-    def total_cents(self) -> float:
-        return micros_to_cents(self.row.total_micros)
-
-    @strawberry.field(description="Number of its requests in the period and filter.")
-    def request_count(self) -> BigInt:
-        return BigInt(self.row.request_count)
+    @classmethod
+    def of(cls, row: core.LlmKeyUsage) -> Self:
+        cap = row.spend_cap_micros
+        return cls(
+            row=row,
+            key_id=strawberry.ID(str(row.key_id)),
+            key_name=row.key_name,
+            provider=row.provider,
+            spend_cap_cents=None if cap is None else micros_to_cents(cap),
+            total_cents=micros_to_cents(row.total_micros),
+            request_count=BigInt(row.request_count),
+        )
 
     @strawberry.field(description="The key itself: status, prefix, this month's accrued spend.")
     async def virtual_key(
@@ -273,7 +277,7 @@ class LlmUsageType:
         ] = None,
         date_to: Annotated[date | None, strawberry.argument(name="to", description=_TO)] = None,
     ) -> list[LlmDayType]:
-        return [LlmDayType(day=d) for d in self.axis.daily if _in_range(d.date, date_from, date_to)]
+        return [LlmDayType.of(d) for d in self.axis.daily if _in_range(d.date, date_from, date_to)]
 
     @strawberry.field(description="Each agent over the period, biggest first.")
     def agents(self) -> list[LlmAgentUsageType]:
@@ -295,7 +299,7 @@ class LlmUsageType:
         ] = None,
     ) -> list[LlmKeyUsageType]:
         return [
-            LlmKeyUsageType(row=k)
+            LlmKeyUsageType.of(k)
             for k in self.axis.keys
             if provider is None or k.provider == provider
         ]
@@ -328,18 +332,18 @@ class VoiceModelUsageType:
 @strawberry.type(name="VoiceDay", description="One UTC day of voice.")
 class VoiceDayType:
     day: strawberry.Private[core.VoiceDay]
+    day_date: date = strawberry.field(name="date", description="The UTC day.")
+    total_cents: float = strawberry.field(description="Cost of the day's voice.")
+    characters: BigInt = strawberry.field(description="Characters spoken that day.")
 
-    @strawberry.field(description="The UTC day.")
-    def date(self) -> date:
-        return self.day.date
-
-    @strawberry.field(description="Cost of the day's voice.")
-    def total_cents(self) -> float:
-        return micros_to_cents(self.day.total_micros)
-
-    @strawberry.field(description="Characters spoken that day.")
-    def characters(self) -> BigInt:
-        return BigInt(self.day.characters)
+    @classmethod
+    def of(cls, day: core.VoiceDay) -> Self:
+        return cls(
+            day=day,
+            day_date=day.date,
+            total_cents=micros_to_cents(day.total_micros),
+            characters=BigInt(day.characters),
+        )
 
     @strawberry.field(description="The day's cost per voice model, biggest first.")
     def models(self) -> list[VoiceModelUsageType]:
@@ -386,7 +390,7 @@ class VoiceUsageType:
         date_to: Annotated[date | None, strawberry.argument(name="to", description=_TO)] = None,
     ) -> list[VoiceDayType]:
         return [
-            VoiceDayType(day=d) for d in self.axis.daily if _in_range(d.date, date_from, date_to)
+            VoiceDayType.of(d) for d in self.axis.daily if _in_range(d.date, date_from, date_to)
         ]
 
     @strawberry.field(description="Each agent over the period, biggest first.")
