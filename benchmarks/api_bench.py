@@ -37,9 +37,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -317,7 +317,6 @@ class Timing:
     samples: list[float]
     body_bytes: int
     header_bytes: int
-    statuses: set[int] = field(default_factory=set)
 
     def stats(self) -> dict[str, Any]:
         s = self.samples
@@ -385,40 +384,59 @@ def _header_bytes(response: httpx.Response) -> int:
     return len("\r\n".join(lines).encode()) + 4
 
 
-async def time_case(
-    client: httpx.AsyncClient, case: Case, headers: dict[str, str], expected: Any, runs: int
-) -> Timing:
-    """Check one answer against the service, then time `runs` warm requests."""
-    first = await _send(client, case, headers)
-    if first.status_code != 200:
-        raise AssertionError(f"{case.name}: HTTP {first.status_code}: {first.text[:300]}")
-    _check(case.name, case.answer(first.json()), expected, case.both_ways)
-    digest = hashlib.sha256(first.content).digest()
+async def time_cases(
+    client: httpx.AsyncClient,
+    chosen: list[Case],
+    headers: dict[str, str],
+    expected: dict[str, Any],
+    runs: int,
+) -> dict[str, Timing]:
+    """Check each case's answer against the service, then time `runs` warm requests of each.
+
+    The cases take turns (one request of each per round), so that a change of load on the
+    shared machine weighs on all of them alike.
+    """
+    digests: dict[str, bytes] = {}
+    timings: dict[str, Timing] = {}
+    for case in chosen:
+        first = await _send(client, case, headers)
+        if first.status_code != 200:
+            raise AssertionError(f"{case.name}: HTTP {first.status_code}: {first.text[:300]}")
+        _check(case.name, case.answer(first.json()), expected[case.name], case.both_ways)
+        digests[case.name] = hashlib.sha256(first.content).digest()
+        timings[case.name] = Timing([], len(first.content), _header_bytes(first))
     for _ in range(WARMUP):
-        await _send(client, case, headers)
-    samples = []
+        for case in chosen:
+            await _send(client, case, headers)
     for _ in range(runs):
-        started = time.perf_counter()
-        response = await _send(client, case, headers)
-        body = response.content
-        samples.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200 or hashlib.sha256(body).digest() != digest:
-            raise AssertionError(f"{case.name}: a timed response differs from the checked one")
-    return Timing(samples, len(first.content), _header_bytes(first), {first.status_code})
+        for case in chosen:
+            started = time.perf_counter()
+            response = await _send(client, case, headers)
+            body = response.content
+            timings[case.name].samples.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200 or hashlib.sha256(body).digest() != digests[case.name]:
+                raise AssertionError(f"{case.name}: a timed response differs from the checked one")
+    return timings
 
 
 # Where the time goes, without HTTP
 
 
-async def _repeat(call: Callable[[], Awaitable[Any]], runs: int) -> dict[str, float]:
-    for _ in range(5):
-        await call()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return {"p50": percentile(samples, 50), "p95": percentile(samples, 95)}
+async def _rounds(
+    steps: Mapping[str, Callable[[], Awaitable[Any]]], runs: int
+) -> dict[str, dict[str, float]]:
+    """p50 and p95 of each step, the steps taking turns (as in time_cases)."""
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for n in range(5 + runs):
+        for name, step in steps.items():
+            started = time.perf_counter()
+            await step()
+            if n >= 5:
+                samples[name].append((time.perf_counter() - started) * 1000)
+    return {
+        name: {"p50": percentile(found, 50), "p95": percentile(found, 95)}
+        for name, found in samples.items()
+    }
 
 
 async def breakdown(
@@ -458,6 +476,22 @@ async def breakdown(
             raise AssertionError(f"GraphQL answered errors: {result.errors}")
         result_box[:] = [result.data]
 
+    async def graphql_resolution() -> None:
+        # The same, with the three axes already loaded: what GraphQL itself costs.
+        context = make_context(None, engine, caller, settings)
+        spent = spent_box[0]
+        context.loaders.compute.prime(query, spent.compute)
+        context.loaders.llm.prime(query, spent.llm)
+        context.loaders.voice.prime(query, spent.voice)
+        try:
+            result = await schema.execute(
+                ALL_AXES_DOCUMENT, variable_values=variables, context_value=context
+            )
+        finally:
+            await context.db.close()
+        if result.errors:
+            raise AssertionError(f"GraphQL answered errors: {result.errors}")
+
     async def graphql_encode() -> None:
         json.dumps({"data": result_box[0]}, separators=(",", ":"))
 
@@ -466,9 +500,10 @@ async def breakdown(
         "usage() service, own transaction": service,
         "REST: usage_json + JSONResponse": rest_encode,
         "GraphQL: schema.execute (incl. usage)": graphql_execute,
+        "GraphQL: schema.execute, axes preloaded": graphql_resolution,
         "GraphQL: JSON encoding": graphql_encode,
     }
-    return {name: await _repeat(step, max(20, runs // 4)) for name, step in steps.items()}
+    return await _rounds(steps, max(20, runs // 4))
 
 
 # A live server
@@ -635,11 +670,9 @@ async def p1_api(ctx: Context) -> list[Result]:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=AZP) as client,
     ):
-        for case in chosen:
-            print(f"  [{ctx.engine_name}] P1 API in-process: {case.name} x {runs} ...", flush=True)
-            timings[("in-process", case.name)] = await time_case(
-                client, case, headers, wanted[case.name], runs
-            )
+        print(f"  [{ctx.engine_name}] P1 API in-process: {len(chosen)} x {runs} ...", flush=True)
+        found = await time_cases(client, chosen, headers, wanted, runs)
+        timings |= {("in-process", name): timing for name, timing in found.items()}
         if ctx.options.profile:
             for case in chosen:
                 out = await _profile(client, case, headers, ctx.engine_name)
@@ -648,11 +681,9 @@ async def p1_api(ctx: Context) -> list[Result]:
     print(f"  [{ctx.engine_name}] P1 API: starting crabglamp serve --workers 1 ...", flush=True)
     with live_server(dataset, pem) as base:
         async with httpx.AsyncClient(base_url=base) as client:
-            for case in chosen:
-                print(f"  [{ctx.engine_name}] P1 API live: {case.name} x {runs} ...", flush=True)
-                timings[("live", case.name)] = await time_case(
-                    client, case, headers, wanted[case.name], runs
-                )
+            print(f"  [{ctx.engine_name}] P1 API live: {len(chosen)} x {runs} ...", flush=True)
+            found = await time_cases(client, chosen, headers, wanted, runs)
+            timings |= {("live", name): timing for name, timing in found.items()}
 
     print(f"  [{ctx.engine_name}] P1 API: breakdown without HTTP ...", flush=True)
     parts = await breakdown(engine, settings, token, query, account, runs)

@@ -34,7 +34,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -147,11 +146,20 @@ def _free_port() -> int:
         return port
 
 
+def _tail(log: Path) -> str:
+    return log.read_text()[-2000:]
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        return subprocess.Popen(command, env=env, stdout=sink, stderr=sink, cwd=REPO)
+
+
 async def _wait_ready(port: int, path: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"a server exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"a server exited: {_tail(log)}")
         conn = Connection("127.0.0.1", port)
         try:
             await conn.open()
@@ -163,7 +171,7 @@ async def _wait_ready(port: int, path: str, process: subprocess.Popen[bytes], lo
         finally:
             await conn.close()
         await asyncio.sleep(0.2)
-    raise RuntimeError(f"a server did not start: {log.read_text()[-2000:]}")
+    raise RuntimeError(f"a server did not start: {_tail(log)}")
 
 
 @contextlib.asynccontextmanager
@@ -172,11 +180,9 @@ async def _process(
 ) -> AsyncIterator[Server]:
     port = _free_port()
     command = [part.replace("{port}", str(port)) for part in command]
-    with log.open("ab") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=sink, cwd=REPO)
-    server = Server(process, port)
+    server = Server(_spawn(command, env, log), port)
     try:
-        await _wait_ready(port, ready, process, log)
+        await _wait_ready(port, ready, server.process, log)
         yield server
     finally:
         server.stop()
@@ -187,20 +193,18 @@ def _fake_command() -> list[str]:
 
 
 def _app_command(workers: int) -> list[str]:
+    # As in production: `crabglamp serve` (its multi-worker socket has TCP_NODELAY, see cli.py).
     return [
         sys.executable,
         "-m",
-        "uvicorn",
-        "crabglamp.server:app",
+        "crabglamp.cli",
+        "serve",
         "--host",
         "127.0.0.1",
         "--port",
         "{port}",
         "--workers",
         str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
     ]
 
 

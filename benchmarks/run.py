@@ -22,6 +22,7 @@ import platform
 import sqlite3
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -229,6 +230,21 @@ async def run(options: argparse.Namespace) -> int:
         "results": [],
     }
     results: list[Result] = []
+    failures: list[str] = []
+    out = options.out or BENCH_DIR / f"results-{shape.tag}-{started:%Y%m%dT%H%M%S}.json"
+
+    async def attempt(b: Benchmark, ctx: Context) -> None:
+        # One benchmark's failure (a wrong answer, a server that would not start) is reported
+        # and the others still run; what was measured so far is on disk after each benchmark.
+        try:
+            results.extend(await b.run(ctx))
+        except Exception as exc:
+            traceback.print_exc()
+            failures.append(f"{b.name} [{ctx.engine_name}]: {exc!r}")
+            report.setdefault("errors", []).append(failures[-1])
+        report["results"] = [r.as_json() for r in results]
+        _write(out, report)
+
     for engine_name in options.engines:
         per_engine = [b for b in chosen if b.per_engine]
         if not per_engine:
@@ -253,25 +269,30 @@ async def run(options: argparse.Namespace) -> int:
         engine = make_engine(dataset.url) if dataset else None
         try:
             for b in per_engine:
-                ctx = Context(engine_name, engine, dataset, options, options.postgres_url)
-                results += await b.run(ctx)
+                await attempt(
+                    b, Context(engine_name, engine, dataset, options, options.postgres_url)
+                )
         finally:
             if engine is not None:
                 await engine.dispose()
     for b in chosen:
         if not b.per_engine:
-            results += await b.run(Context("-", None, None, options, options.postgres_url))
+            await attempt(b, Context("-", None, None, options, options.postgres_url))
 
-    report["results"] = [r.as_json() for r in results]
     report["finishedAt"] = datetime.now(UTC).isoformat(timespec="seconds")
     report["machine"]["loadAverageAtEnd"] = list(os.getloadavg())
-    out = options.out or BENCH_DIR / f"results-{shape.tag}-{started:%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(report, indent=2, default=str))
+    _write(out, report)
     print()
     print_table(results)
     print(f"\nresults written to {out}")
-    # A missed target is a measurement, not an error; a wrong answer raises before this.
-    return 0
+    for failure in failures:
+        print(f"FAILED {failure}")
+    # A missed target is a measurement, not an error; a wrong answer or a crash is.
+    return 1 if failures else 0
+
+
+def _write(out: Path, report: dict[str, Any]) -> None:
+    out.write_text(json.dumps(report, indent=2, default=str))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,10 @@ and the pieces of the estimate. No database."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -124,3 +127,28 @@ def test_metrics_render_prometheus_text() -> None:
     assert 'latency_seconds_bucket{le="1"} 2' in text
     assert 'latency_seconds_bucket{le="+Inf"} 3' in text
     assert "latency_seconds_count 3" in text and "latency_seconds_sum 5.55" in text
+
+
+PROBE = """
+import importlib, json, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_the_proxy_core_imports_no_web_framework() -> None:
+    core = [
+        "crabglamp.keys",
+        "crabglamp.key_secrets",
+        "crabglamp.caps",
+        "crabglamp.writer",
+        "crabglamp.upstreams",
+        "crabglamp.metrics",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *core], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout))
+    assert loaded.isdisjoint({"strawberry", "starlette", "uvicorn", "graphql"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -56,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--account", required=True, help="account id (UUID)")
     create.add_argument("--name", required=True, help="the key's name, e.g. prod")
     create.add_argument("--provider", help="only models of this provider (e.g. openai)")
-    create.add_argument("--cap", metavar="CENTS", help="monthly spend cap in cents (none: uncapped)")
+    create.add_argument(
+        "--cap", metavar="CENTS", help="monthly spend cap in cents (none: uncapped)"
+    )
 
     fake = sub.add_parser(
         "fake-upstream",
@@ -167,7 +170,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     print(
         f"CrabGlamp Usage on http://{host}:{port}/  (database: {settings.database_url})", flush=True
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         "crabglamp.server:app",
         host=host,
         port=port,
@@ -175,6 +178,18 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         log_level="warning",
         proxy_headers=True,
     )
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return 0
+    from uvicorn.supervisors import Multiprocess
+
+    # uvicorn binds the workers' shared socket without naming TCP as its protocol, so asyncio
+    # never sets TCP_NODELAY on the connections they accept, and a response written in two
+    # parts (headers, body) waits ~40 ms for the client's delayed ACK. Linux hands the option
+    # on from the listening socket to every connection accepted from it.
+    sock = config.bind_socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    Multiprocess(config, sockets=[sock]).run()
     return 0
 
 

@@ -774,7 +774,8 @@ class Proxy:
             exchange.log["record_ms"] = round((time.perf_counter() - started) * 1000, 3)
             exchange.settled = True
         except Exception as exc:
-            exchange.log["record_error"] = type(exc).__name__
+            # The class and the first line of the message: SQL and hashes, never a secret.
+            exchange.log["record_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
             raise Refusal(
                 503,
                 "recording_failed",

@@ -28,7 +28,7 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     if not (DIST / "index.html").exists():
         pytest.fail("the dashboard is not built: run ./just frontend (./just test does it)")
@@ -93,15 +93,15 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         log.close()
 
 
-# Package scope, not session: Playwright's sync API keeps an event loop running on the main
-# thread while it is open, which would break every asyncio test that runs after this package.
-@pytest.fixture(scope="package")
+# Module scope, not session: Playwright's sync API keeps an event loop running on the main
+# thread while it is open, which would break every asyncio test that runs after this module.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")

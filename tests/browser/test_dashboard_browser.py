@@ -379,6 +379,7 @@ def test_rotating_a_key_from_an_anomaly_shows_the_new_secret_once(
 
     dialog.get_by_role("button", name="Done").click()
     expect(dialog).not_to_be_visible()
+    expect(page.locator("#new-secret")).to_have_count(0)
     assert secret not in page.content(), "the secret is gone once the dialog is closed"
     keys = live_server.graphql(token, "{ virtualKeys { id name secretPrefix } }")["virtualKeys"]
     (key,) = [k for k in keys if k["name"] == name.group(1)]

@@ -30,7 +30,12 @@ function dialogShell(id: string, title: string): { el: HTMLDialogElement; body: 
   const body = h("div", { className: "dialog-body" });
   const close = h("button", { type: "button", className: "icon-button", "aria-label": "Close" }, "×");
   const el = h("dialog", { className: "dialog", id, "aria-labelledby": `${id}-title` }, h("div", { className: "dialog-head" }, heading, close), body);
-  close.addEventListener("click", () => el.close());
+  // The body is wiped before closing: a dialog's "close" event arrives a task later, and what
+  // the dialog held (a new secret) must be gone the moment it is no longer shown.
+  close.addEventListener("click", () => {
+    replace(body);
+    el.close();
+  });
   return { el, body, heading };
 }
 
@@ -93,7 +98,10 @@ export class RotateKeyDialog {
       }
     });
     const done = h("button", { type: "button", className: "button button-quiet" }, "Done");
-    done.addEventListener("click", () => this.el.close());
+    done.addEventListener("click", () => {
+      replace(this.body);
+      this.el.close();
+    });
     replace(
       this.body,
       h("p", { id: "secret-warning", className: "warning" }, h("strong", null, "Copy it now: "), "this is the only time the secret is shown. We keep only its hash."),
