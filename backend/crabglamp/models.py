@@ -116,7 +116,11 @@ class LlmEvent(SQLModel, table=True):
 
 class VoiceEvent(SQLModel, table=True):
     __tablename__ = "voice_event"
-    __table_args__ = (Index("ix_voice_event_account_ts", "account_id", "ts"),)
+    __table_args__ = (
+        Index("ix_voice_event_account_ts", "account_id", "ts"),
+        # Speech made with a key counts against its cap: its month is summed per key.
+        Index("ix_voice_event_key_ts", "key_id", "ts"),
+    )
     id: str = Field(primary_key=True)
     ts: datetime = _moment()
     account_id: uuid.UUID

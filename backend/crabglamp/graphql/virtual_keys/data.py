@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crabglamp.models import LlmDaily, VirtualKey
+from crabglamp.models import LlmDaily, VirtualKey, VoiceEvent
 from crabglamp.periods import Period
 
 _keys = VirtualKey.__table__  # type: ignore[attr-defined]
 _llm_daily = LlmDaily.__table__  # type: ignore[attr-defined]
+_voice_events = VoiceEvent.__table__  # type: ignore[attr-defined]
 # Everything but the hash: the secret's hash never leaves the database.
 _PUBLIC = [column for column in _keys.c if column.name != "secret_hash"]
 
@@ -49,14 +50,28 @@ async def keys_by_id(
 async def spend_of_keys(
     conn: AsyncConnection, key_ids: Sequence[uuid.UUID], period: Period
 ) -> dict[uuid.UUID, int]:
-    """LLM spend in micro-cents per key over the period, from the daily rollup."""
-    rows = await conn.execute(
+    """Spend in micro-cents per key over the period: its LLM requests (daily rollup) and the
+    speech made with it — the same spend its cap counts (caps.recorded_spend)."""
+    wanted = sorted(set(key_ids))
+    llm = await conn.execute(
         select(_llm_daily.c.key_id, func.sum(_llm_daily.c.cost_micros))
         .where(
-            _llm_daily.c.key_id.in_(sorted(set(key_ids))),
+            _llm_daily.c.key_id.in_(wanted),
             _llm_daily.c.day >= period.start,
             _llm_daily.c.day <= period.end,
         )
         .group_by(_llm_daily.c.key_id)
     )
-    return {row[0]: int(row[1]) for row in rows}
+    spend = {row[0]: int(row[1]) for row in llm}
+    voice = await conn.execute(
+        select(_voice_events.c.key_id, func.sum(_voice_events.c.cost_micros))
+        .where(
+            _voice_events.c.key_id.in_(wanted),
+            _voice_events.c.ts >= period.start_dt,
+            _voice_events.c.ts < period.end_dt,
+        )
+        .group_by(_voice_events.c.key_id)
+    )
+    for key_id, cost in voice:
+        spend[key_id] = spend.get(key_id, 0) + int(cost)
+    return spend
