@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, exists, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -168,6 +168,9 @@ class SpendCaps:
                 pool_size=5,
                 max_overflow=5,
                 connect_args={"server_settings": {"synchronous_commit": "off"}},
+                # Each admission is one statement: autocommit, set once for the whole pool
+                # rather than on every checkout.
+                isolation_level="AUTOCOMMIT",
             )
             self._own_engine = True
 
@@ -212,29 +215,10 @@ class SpendCaps:
         its own (autocommit): a single round trip, concurrent with every other admission."""
         month = month_of(now)
         reservation = Reservation(uuid.uuid4(), key_id, month, estimate_micros)
-        admitted = (
-            _admission(key_id, month, secret_hash, estimate_micros, now)
-            .returning(_spend.c.key_id)
-            .cte("admitted")
-        )
-        values = select(
-            literal(reservation.id, _reservations.c.id.type),
-            admitted.c.key_id,
-            literal(month, _reservations.c.month.type),
-            literal(estimate_micros, _reservations.c.amount_micros.type),
-            literal(now, _reservations.c.created_at.type),
-            literal(now + self.reservation_ttl, _reservations.c.expires_at.type),
-        ).select_from(admitted)
-        statement = (
-            _reservations.insert()
-            .from_select(
-                ["id", "key_id", "month", "amount_micros", "created_at", "expires_at"], values
-            )
-            .returning(_reservations.c.id)
-        )
+        params = _admission_params(key_id, month, secret_hash, estimate_micros, now)
+        params.update(admit_id=reservation.id, admit_expires_at=now + self.reservation_ttl)
         async with self.admit_engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            if (await conn.execute(statement)).first() is not None:
+            if (await conn.execute(_ADMIT_AND_RESERVE, params)).first() is not None:
                 return reservation
         return await self._decide(_Admission(key_id, secret_hash, estimate_micros, now))
 
@@ -256,10 +240,10 @@ class SpendCaps:
                     async with self._serialised(), write_transaction(self.admit_engine) as conn:
                         rows = []
                         for index, a in enumerate(batch):
-                            admit = _admission(
+                            params = _admission_params(
                                 a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now
                             )
-                            if (await conn.execute(admit)).rowcount == 1:
+                            if (await conn.execute(_ADMISSION, params)).rowcount == 1:
                                 r = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
                                 admitted[index] = r
                                 rows.append(
@@ -295,7 +279,7 @@ class SpendCaps:
 
     async def _decide(self, a: _Admission) -> Reservation | CapExceeded | KeyRefused:
         """The slow path of an admission that the batch did not admit: why, or admit it now."""
-        admit = _admission(a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now)
+        params = _admission_params(a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now)
         attempts = 4
         for attempt in range(attempts):
             async with self._serialised(), write_transaction(self.admit_engine) as conn:
@@ -310,7 +294,7 @@ class SpendCaps:
                 )
                 if refusal is not None:
                     return refusal
-                if (await conn.execute(admit)).rowcount == 1:
+                if (await conn.execute(_ADMISSION, params)).rowcount == 1:
                     reservation = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
                     await conn.execute(
                         _reservations.insert().values(
@@ -418,12 +402,20 @@ def _drift(month: date) -> Any:
     )
 
 
-def _admission(
-    key_id: uuid.UUID, month: date, secret_hash: str, estimate: int, now: datetime
-) -> Any:
+def _admission() -> Any:
+    """The conditional UPDATE that admits a request, built once: per request only its
+    parameters (`_admission_params`) change, so neither building the
+    expression nor computing its cache key is paid on the hot path."""
+    key_id = bindparam("admit_key_id", type_=_keys.c.id.type)
+    month = bindparam("admit_month", type_=_spend.c.month.type)
+    secret_hash = bindparam("admit_secret_hash", type_=_keys.c.secret_hash.type)
+    estimate = bindparam("admit_estimate", type_=_spend.c.reserved_micros.type)
+    now = bindparam("admit_now", type_=_retired.c.expires_at.type)
     # Uncorrelated subqueries: PostgreSQL evaluates them once, while spent and reserved are read
     # from the row itself, so a request that waited for the row lock re-checks the sum against
-    # the row as the previous admission left it.
+    # the row as the previous admission left it. The key's status and the presented secret are
+    # checked here too, so a key revoked (or a secret retired) in another process is refused by
+    # this very statement, whatever a process's cache of key look-ups still holds.
     cap = select(_keys.c.spend_cap_micros).where(_keys.c.id == key_id).scalar_subquery()
     presented = or_(
         _keys.c.secret_hash == secret_hash,
@@ -445,6 +437,43 @@ def _admission(
         )
         .values(reserved_micros=_spend.c.reserved_micros + estimate)
     )
+
+
+def _admit_and_reserve() -> Any:
+    """PostgreSQL: the admission feeding the reservation's INSERT, one statement (built once;
+    adds the parameters `admit_id` and `admit_expires_at`)."""
+    admitted = _admission().returning(_spend.c.key_id).cte("admitted")
+    values = select(
+        bindparam("admit_id", type_=_reservations.c.id.type),
+        admitted.c.key_id,
+        bindparam("admit_month", type_=_reservations.c.month.type),
+        bindparam("admit_estimate", type_=_reservations.c.amount_micros.type),
+        bindparam("admit_now", type_=_reservations.c.created_at.type),
+        bindparam("admit_expires_at", type_=_reservations.c.expires_at.type),
+    ).select_from(admitted)
+    return (
+        _reservations.insert()
+        .from_select(["id", "key_id", "month", "amount_micros", "created_at", "expires_at"], values)
+        .returning(_reservations.c.id)
+    )
+
+
+_ADMISSION = _admission()
+_ADMIT_AND_RESERVE = _admit_and_reserve()
+
+
+# Named apart from the columns: SQLAlchemy would take a parameter named like a column of the
+# UPDATE's table for a value to SET.
+def _admission_params(
+    key_id: uuid.UUID, month: date, secret_hash: str, estimate: int, now: datetime
+) -> dict[str, Any]:
+    return {
+        "admit_key_id": key_id,
+        "admit_month": month,
+        "admit_secret_hash": secret_hash,
+        "admit_estimate": estimate,
+        "admit_now": now,
+    }
 
 
 async def _why_refused(
@@ -567,17 +596,38 @@ async def _adjust(
 ) -> None:
     """Add spent and subtract reserved per (key, month), in one lock order for every writer."""
     ordered = sorted(changes.items(), key=lambda item: (str(item[0][0]), item[0][1]))
-    for (key_id, month), (spent, freed) in ordered:
-        if spent == 0 and freed == 0:
-            continue
-        await conn.execute(
-            update(_spend)
-            .where(_spend.c.key_id == key_id, _spend.c.month == month)
-            .values(
-                spent_micros=_spend.c.spent_micros + spent,
-                reserved_micros=_spend.c.reserved_micros - freed,
-            )
+    rows = [
+        {
+            "adjust_key_id": key_id,
+            "adjust_month": month,
+            "adjust_spent": spent,
+            "adjust_freed": freed,
+        }
+        for (key_id, month), (spent, freed) in ordered
+        if spent != 0 or freed != 0
+    ]
+    if rows:
+        # One prebuilt statement, executed for all the batch's (key, month) rows in one call.
+        await conn.execute(_ADJUST, rows)
+
+
+def _adjustment() -> Any:
+    return (
+        update(_spend)
+        .where(
+            _spend.c.key_id == bindparam("adjust_key_id", type_=_spend.c.key_id.type),
+            _spend.c.month == bindparam("adjust_month", type_=_spend.c.month.type),
         )
+        .values(
+            spent_micros=_spend.c.spent_micros
+            + bindparam("adjust_spent", type_=_spend.c.spent_micros.type),
+            reserved_micros=_spend.c.reserved_micros
+            - bindparam("adjust_freed", type_=_spend.c.reserved_micros.type),
+        )
+    )
+
+
+_ADJUST = _adjustment()
 
 
 async def settle_in(

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from graphql import (
+    ASTValidationRule,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -165,7 +166,7 @@ class QueryCostLimiter(AddValidationRules):
 # once: those extensions make a new rule class per instance (per request), and a new class
 # would defeat ValidationCache, whose key includes the rules. Rule classes hold no state (a
 # rule is instantiated per validation), so one class serves every request.
-LIMIT_RULES: tuple[type[ValidationRule], ...] = (
+LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
     depth_rule(MAX_DEPTH, _introspection),
     aliases_rule(MAX_ALIASES),
     *QueryCostLimiter().validation_rules,
