@@ -598,6 +598,9 @@ async def request_log(
     if after is not None:
         cursor_ts, cursor_id = decode_cursor(after)
         conditions.append(tuple_(table.c.ts, table.c.id) > tuple_(cursor_ts, cursor_id))
+        # Redundant with the row comparison, but SQLite only starts its index range scan at a
+        # plain bound: without it a deep page walks the day from midnight to the cursor.
+        conditions.append(table.c.ts >= cursor_ts)
     rows = (
         await conn.execute(
             select(
