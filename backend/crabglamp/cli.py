@@ -176,6 +176,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         port=port,
         workers=workers,
         log_level="warning",
+        # No access log line per request (the proxy writes its own structured one); the event
+        # loop and HTTP parser stay on "auto": uvloop and httptools, both dependencies.
+        access_log=False,
         proxy_headers=True,
     )
     if workers == 1:
