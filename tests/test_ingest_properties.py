@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from fractions import Fraction
 from typing import Any
@@ -50,7 +50,15 @@ PERIODS = (
     parse_month("2026-12"),
     Period(date(2026, 11, 30), date(2026, 12, 1)),
 )
-ROLLUPS = ("llm_daily", "llm_hourly", "voice_daily", "compute_daily")
+ROLLUPS = (
+    "llm_daily",
+    "llm_daily_model",
+    "llm_daily_agent",
+    "llm_daily_key",
+    "llm_hourly",
+    "voice_daily",
+    "compute_daily",
+)
 EVENTS = ("llm_event", "voice_event", "compute_interval")
 PROPERTY = settings(
     max_examples=30,
@@ -311,6 +319,17 @@ def expected_rollups(events: list[Expected]) -> dict[str, list[tuple[Any, ...]]]
             row[1] += 1
             row[2] += r.input_tokens
             row[3] += r.output_tokens
+            coarse = (
+                ("llm_daily_model", (e.account.hex, day.isoformat(), r.provider, r.model)),
+                ("llm_daily_agent", (e.account.hex, day.isoformat(), agent)),
+                ("llm_daily_key", (e.account.hex, day.isoformat(), r.key_id.hex, r.provider)),
+            )
+            for table, key in coarse:
+                row = tables[table][key]
+                row[0] += cost
+                row[1] += 1
+                row[2] += r.input_tokens
+                row[3] += r.output_tokens
             hour = r.ts.replace(minute=0, second=0, microsecond=0).isoformat()
             hourly = tables["llm_hourly"][(e.account.hex, r.key_id.hex, hour)]
             hourly[0] += cost
@@ -327,7 +346,15 @@ def expected_rollups(events: list[Expected]) -> dict[str, list[tuple[Any, ...]]]
                 row = tables["compute_daily"][(e.account.hex, day.isoformat(), agent, vm, r.state)]
                 row[0] += cost
                 row[1] += length
-    widths = {"llm_daily": 4, "llm_hourly": 2, "voice_daily": 3, "compute_daily": 2}
+    widths = {
+        "llm_daily": 4,
+        "llm_daily_model": 4,
+        "llm_daily_agent": 2,
+        "llm_daily_key": 2,
+        "llm_hourly": 2,
+        "voice_daily": 3,
+        "compute_daily": 2,
+    }
     return {
         name: sorted((*key, *sums[: widths[name]]) for key, sums in rows.items())
         for name, rows in tables.items()
@@ -406,7 +433,7 @@ class DrawnFilter:
     period: int
 
 
-filters = st.builds(
+any_filter = st.builds(
     DrawnFilter,
     account=st.one_of(st.none(), account_index),
     agent=st.one_of(st.none(), st.tuples(account_index, st.integers(0, 1))),
@@ -418,6 +445,12 @@ filters = st.builds(
     model=st.sampled_from([None, None, "gpt-4o-mini", "claude-3-5-haiku"]),
     voice_model=st.sampled_from([None, None, "tts-1"]),
     period=st.integers(0, len(PERIODS) - 1),
+)
+# Without an agent, key, provider or model filter usage reads the coarse rollups instead of
+# llm_daily: drawn as often as all the narrowed combinations together.
+filters = st.one_of(
+    any_filter,
+    any_filter.map(lambda f: replace(f, agent=None, keys=None, provider=None, model=None)),
 )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
 from crabglamp.ingest import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
+from crabglamp.migrate import downgrade, upgrade
 from crabglamp.models import Account, Agent, PlainVm, VirtualKey
 from crabglamp.periods import Period, parse_month
 from crabglamp.usage import (
@@ -291,6 +292,23 @@ async def test_accounts_are_separate_and_platform_wide_sums_them(
     no_accounts = await read(engine, UsageQuery(parse_month("2026-11"), ()))
     assert no_accounts.llm.keys == [] and not no_accounts.llm.has_keys
     assert no_accounts.compute.total_micros == 0
+
+
+async def test_a_database_upgraded_to_the_coarse_rollups_reads_the_same(
+    engine: AsyncEngine, acme: Tenant
+) -> None:
+    """Revision 0006 fills the per-model, per-agent and per-key rollups from llm_daily, so a
+    database that recorded usage before them shows the same numbers after the upgrade."""
+    globex = await make_tenant(engine, "Globex")
+    await Ingestor(engine).record(history(globex, prefix="g-"))
+    queries = [november(acme), UsageQuery(parse_month("2026-11"), None), november(globex)]
+    before = [await read(engine, q) for q in queries]
+    assert before[1].llm.total_micros == 30 * CENT
+
+    await downgrade(engine, "0005")
+    await upgrade(engine)
+    await engine.dispose()  # no statement prepared against the dropped tables is reused
+    assert [await read(engine, q) for q in queries] == before
 
 
 async def test_open_intervals_accrue_in_usage_until_now(engine: AsyncEngine, acme: Tenant) -> None:

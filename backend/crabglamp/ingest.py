@@ -22,6 +22,9 @@ from crabglamp.models import (
     ComputeDaily,
     ComputeInterval,
     LlmDaily,
+    LlmDailyAgent,
+    LlmDailyKey,
+    LlmDailyModel,
     LlmEvent,
     LlmHourly,
     PlainVm,
@@ -580,6 +583,53 @@ class Ingestor:
             ("account_id", "day", "key_id", "agent_id", "provider", "model"),
             sums,
             ("cost_micros", "request_count", "input_tokens", "output_tokens"),
+        )
+        await self._add_coarse_llm_rollups(conn, sums)
+
+    async def _add_coarse_llm_rollups(
+        self, conn: AsyncConnection, sums: dict[tuple[Any, ...], list[int]]
+    ) -> None:
+        # The usage response's breakdowns, summed from llm_daily's batch sums (far fewer than
+        # the events), so a month is read from a few thousand rows instead of llm_daily's.
+        by_model: dict[tuple[Any, ...], list[int]] = {}
+        by_agent: dict[tuple[Any, ...], list[int]] = {}
+        by_key: dict[tuple[Any, ...], list[int]] = {}
+        for (account_id, day, key_id, agent_id, provider, model), values in sums.items():
+            cost, count, tokens_in, tokens_out = values
+            acc = by_model.get((account_id, day, provider, model))
+            if acc is None:
+                by_model[(account_id, day, provider, model)] = [cost, count, tokens_in, tokens_out]
+            else:
+                acc[0] += cost
+                acc[1] += count
+                acc[2] += tokens_in
+                acc[3] += tokens_out
+            acc = by_agent.setdefault((account_id, day, agent_id), [0, 0])
+            acc[0] += cost
+            acc[1] += count
+            acc = by_key.setdefault((account_id, day, key_id, provider), [0, 0])
+            acc[0] += cost
+            acc[1] += count
+        await self._upsert(
+            conn,
+            LlmDailyModel,
+            ("account_id", "day", "provider", "model"),
+            by_model,
+            ("cost_micros", "request_count", "input_tokens", "output_tokens"),
+        )
+        await self._upsert(
+            conn,
+            LlmDailyAgent,
+            ("account_id", "day", "agent_id"),
+            by_agent,
+            ("cost_micros", "request_count"),
+        )
+        await self._upsert(
+            conn,
+            LlmDailyKey,
+            ("account_id", "day", "key_id", "provider"),
+            by_key,
+            ("cost_micros", "request_count"),
         )
 
     async def _add_voice_rollups(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:

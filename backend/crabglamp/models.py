@@ -196,6 +196,46 @@ class LlmHourly(SQLModel, table=True):
     request_count: int = Field(default=0, sa_type=BigInteger)
 
 
+# Coarse LLM rollups: each of the usage response's breakdowns read from a few rows, not llm_daily's
+
+
+class LlmDailyModel(SQLModel, table=True):
+    """llm_daily summed over keys and agents: daily x model, the per-model list, the total."""
+
+    __tablename__ = "llm_daily_model"
+    account_id: uuid.UUID = Field(primary_key=True)
+    day: date = Field(primary_key=True, sa_type=Date)
+    provider: str = Field(primary_key=True)
+    model: str = Field(primary_key=True)
+    cost_micros: int = _micros()
+    request_count: int = Field(default=0, sa_type=BigInteger)
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+
+
+class LlmDailyAgent(SQLModel, table=True):
+    """llm_daily summed over keys, providers and models: the per-agent list (NONE_ID: none)."""
+
+    __tablename__ = "llm_daily_agent"
+    account_id: uuid.UUID = Field(primary_key=True)
+    day: date = Field(primary_key=True, sa_type=Date)
+    agent_id: uuid.UUID = Field(primary_key=True)
+    cost_micros: int = _micros()
+    request_count: int = Field(default=0, sa_type=BigInteger)
+
+
+class LlmDailyKey(SQLModel, table=True):
+    """llm_daily summed over agents and models: the per-key list (by provider, for its filter)."""
+
+    __tablename__ = "llm_daily_key"
+    account_id: uuid.UUID = Field(primary_key=True)
+    day: date = Field(primary_key=True, sa_type=Date)
+    key_id: uuid.UUID = Field(primary_key=True)
+    provider: str = Field(primary_key=True)
+    cost_micros: int = _micros()
+    request_count: int = Field(default=0, sa_type=BigInteger)
+
+
 # Proxy: retired secrets (rotation history and grace periods), monthly spend per key, reservations
 
 

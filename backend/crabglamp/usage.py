@@ -37,6 +37,9 @@ from crabglamp.models import (
     ComputeDaily,
     ComputeInterval,
     LlmDaily,
+    LlmDailyAgent,
+    LlmDailyKey,
+    LlmDailyModel,
     LlmEvent,
     PlainVm,
     VirtualKey,
@@ -274,6 +277,106 @@ def _sorted_by_cost(items: Iterable[_T], cost: Callable[[_T], int]) -> list[_T]:
 
 
 async def llm_usage(conn: AsyncConnection, query: UsageQuery) -> LlmUsage:
+    if all(f is None for f in (query.agent_id, query.key_ids, query.provider, query.model)):
+        # Every breakdown has a coarse rollup of its own: a month of a big account is a few
+        # hundred rows per table instead of tens of thousands of llm_daily rows.
+        days, models, agents, per_key = await _llm_from_coarse_rollups(conn, query)
+    else:
+        # An agent, key, provider or model filter narrows some breakdown in a way only the
+        # full-grain rollup answers exactly (e.g. an agent's spend on one model).
+        days, models, agents, per_key = await _llm_from_daily(conn, query)
+    keys = await _keys(conn, query, per_key)
+    names = await _names(conn, Agent, agents)
+    for agent_entry in agents.values():
+        agent_entry.agent_name = names.get(agent_entry.agent_id) if agent_entry.agent_id else None
+    return LlmUsage(
+        daily=[
+            LlmDay(d, _sorted_by_cost(m.values(), lambda x: x.total_micros))
+            for d, m in days.items()
+        ],
+        agents=_sorted_by_cost(agents.values(), lambda x: x.total_micros),
+        models=_sorted_by_cost(models.values(), lambda x: x.total_micros),
+        keys=keys,
+        has_keys=await _has_keys(conn, query),
+    )
+
+
+_LlmSums = tuple[
+    dict[date, dict[tuple[str, str], LlmModelUsage]],
+    dict[tuple[str, str], LlmModelUsage],
+    dict[uuid.UUID | None, LlmAgentUsage],
+    dict[uuid.UUID, list[int]],
+]
+
+
+def _in_period(table: Any, query: UsageQuery) -> list[Any]:
+    conditions = [table.c.day >= query.period.start, table.c.day <= query.period.end]
+    if query.account_ids is not None:
+        conditions.append(table.c.account_id.in_(query.account_ids))
+    return conditions
+
+
+async def _llm_from_coarse_rollups(conn: AsyncConnection, query: UsageQuery) -> _LlmSums:
+    by_model, by_agent, by_key = _t(LlmDailyModel), _t(LlmDailyAgent), _t(LlmDailyKey)
+    days: dict[date, dict[tuple[str, str], LlmModelUsage]] = {d: {} for d in query.period.days}
+    models: dict[tuple[str, str], LlmModelUsage] = {}
+    # Several accounts may share a (day, provider, model), so the database sums over them.
+    model_rows = await conn.execute(
+        select(
+            by_model.c.day,
+            by_model.c.provider,
+            by_model.c.model,
+            func.sum(by_model.c.cost_micros),
+            func.sum(by_model.c.request_count),
+            func.sum(by_model.c.input_tokens),
+            func.sum(by_model.c.output_tokens),
+        )
+        .where(*_in_period(by_model, query))
+        .group_by(by_model.c.day, by_model.c.provider, by_model.c.model)
+    )
+    for day, provider, model, cost, count, tokens_in, tokens_out in model_rows:
+        # PostgreSQL's SUM of a BIGINT is a NUMERIC (a Decimal here); int() keeps it exact.
+        cost, count, tokens_in, tokens_out = int(cost), int(count), int(tokens_in), int(tokens_out)
+        days[day][(provider, model)] = LlmModelUsage(
+            model, provider, cost, count, tokens_in, tokens_out
+        )
+        entry = models.get((provider, model))
+        if entry is None:
+            models[(provider, model)] = LlmModelUsage(
+                model, provider, cost, count, tokens_in, tokens_out
+            )
+        else:
+            entry.total_micros += cost
+            entry.request_count += count
+            entry.input_tokens += tokens_in
+            entry.output_tokens += tokens_out
+    agents: dict[uuid.UUID | None, LlmAgentUsage] = {}
+    agent_rows = await conn.execute(
+        select(
+            by_agent.c.agent_id,
+            func.sum(by_agent.c.cost_micros),
+            func.sum(by_agent.c.request_count),
+        )
+        .where(*_in_period(by_agent, query))
+        .group_by(by_agent.c.agent_id)
+    )
+    for agent_id, cost, count in agent_rows:
+        agent = _agent(agent_id)
+        agents[agent] = LlmAgentUsage(agent, None, int(cost), int(count))
+    key_rows = await conn.execute(
+        select(
+            by_key.c.key_id,
+            func.sum(by_key.c.cost_micros),
+            func.sum(by_key.c.request_count),
+        )
+        .where(*_in_period(by_key, query))
+        .group_by(by_key.c.key_id)
+    )
+    per_key = {key_id: [int(cost), int(count)] for key_id, cost, count in key_rows}
+    return days, models, agents, per_key
+
+
+async def _llm_from_daily(conn: AsyncConnection, query: UsageQuery) -> _LlmSums:
     table = _t(LlmDaily)
     conditions = _scope(table, query)
     if query.key_ids is not None:
@@ -317,21 +420,7 @@ async def llm_usage(conn: AsyncConnection, query: UsageQuery) -> LlmUsage:
         key_sum = per_key.setdefault(key_id, [0, 0])
         key_sum[0] += cost
         key_sum[1] += count
-
-    keys = await _keys(conn, query, per_key)
-    names = await _names(conn, Agent, agents)
-    for agent_entry in agents.values():
-        agent_entry.agent_name = names.get(agent_entry.agent_id) if agent_entry.agent_id else None
-    return LlmUsage(
-        daily=[
-            LlmDay(d, _sorted_by_cost(m.values(), lambda x: x.total_micros))
-            for d, m in days.items()
-        ],
-        agents=_sorted_by_cost(agents.values(), lambda x: x.total_micros),
-        models=_sorted_by_cost(models.values(), lambda x: x.total_micros),
-        keys=keys,
-        has_keys=await _has_keys(conn, query),
-    )
+    return days, models, agents, per_key
 
 
 async def _keys(

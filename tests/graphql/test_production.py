@@ -111,7 +111,9 @@ async def test_a_crash_is_masked_but_a_refusal_is_not(
     production: httpx.AsyncClient, engine: AsyncEngine, world: World
 ) -> None:
     async with write_transaction(engine) as conn:
+        # Unfiltered usage reads the coarse rollup llm_daily_model; filtered, llm_daily.
         await conn.execute(text("DROP TABLE llm_daily"))
+        await conn.execute(text("DROP TABLE llm_daily_model"))
     crashed = await _post(
         production, f'{{ usage(filter: {{month: "{MONTH}"}}) {{ llm {{ totalCents }} }} }}'
     )
