@@ -74,6 +74,10 @@ eval-anomalies *ARGS:
 bench-proxy *ARGS:
     python -m benchmarks.proxy_bench {{ARGS}}
 
+# P1 at the API: GraphQL usage and GET /api/usage, in-process and on `crabglamp serve` (--events 200000: quick)
+bench-api *ARGS:
+    python -m benchmarks.run --only p1-api {{ARGS}}
+
 # P6: first chart drawn in headless Chromium (20 keys, a month); bytes per chart vs GET /api/usage
 bench-dashboard *ARGS: frontend
     python -m benchmarks.dashboard_bench {{ARGS}}

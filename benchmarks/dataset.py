@@ -522,9 +522,12 @@ async def _database_exists(admin_url: str, name: str) -> bool:
         await engine.dispose()
 
 
-async def _llm_count(url: str) -> int:
+async def _upgraded_llm_count(url: str) -> int:
+    """Bring a cached dataset to the newest schema (a later migration may add an index the
+    service relies on), then count its LLM events."""
     engine = make_engine(url)
     try:
+        await upgrade(engine)
         async with engine.connect() as conn:
             return int((await conn.execute(text("SELECT count(*) FROM llm_event"))).scalar_one())
     finally:
@@ -564,7 +567,7 @@ async def ensure_dataset(
         exists = await _database_exists(postgres_admin_url, name)
     if exists and meta_path.exists() and not regenerate:
         meta = json.loads(meta_path.read_text())
-        if await _llm_count(url) == meta["llm_events"]:
+        if await _upgraded_llm_count(url) == meta["llm_events"]:
             ingest_stats = IngestStats(**meta["ingest"]) if meta.get("ingest") else None
             return Dataset(
                 engine_name, url, shape, entities, ingest_stats, meta["generated_at"], True
