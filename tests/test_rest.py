@@ -397,10 +397,11 @@ def _replace_by_directory(path: Path) -> None:
     path.mkdir()  # a directory where the file was: SQLite cannot open it
 
 
+@pytest.mark.parametrize("production", [False, True], ids=["development", "production"])
 async def test_readyz_is_503_when_the_database_is_unreachable(
-    db_url: str, engine: AsyncEngine
+    db_url: str, engine: AsyncEngine, production: bool
 ) -> None:
-    async with serve(engine, settings_for(db_url)) as client:
+    async with serve(engine, settings_for(db_url, production=production)) as client:
         assert (await client.get("/readyz")).json() == {"status": "ok"}
         # The database goes away under the running app.
         if db_url.startswith("sqlite"):
@@ -414,5 +415,8 @@ async def test_readyz_is_503_when_the_database_is_unreachable(
             await admin.dispose()
         response = await client.get("/readyz")
         assert response.status_code == 503
-        assert response.json()["error"]["code"] == "database_unreachable"
+        error = response.json()["error"]
+        assert error["code"] == "database_unreachable"
+        # In production the driver's words (paths, hosts, users) stay in the server.
+        assert (error["message"] == "the database is unreachable") is production
         assert (await client.get("/healthz")).status_code == 200

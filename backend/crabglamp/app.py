@@ -53,10 +53,13 @@ async def readyz(request: Request) -> JSONResponse:
         async with read_transaction(services(request).engine) as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any database failure means not ready
+        settings = services(request).settings
+        # The driver's message can name hosts, users and paths: only development shows it.
+        message = "the database is unreachable" if settings.production else str(exc)
         return JSONResponse(
             {
                 "status": "unavailable",
-                "error": {"code": "database_unreachable", "message": str(exc)},
+                "error": {"code": "database_unreachable", "message": message},
             },
             status_code=503,
         )
