@@ -20,7 +20,9 @@ class CreateVirtualKeyInput(BaseModel):
     """A new virtual key."""
 
     account_id: str = Field(alias="accountId")
+    "The account the key spends for."
     name: str
+    "A name to recognise the key by, e.g. prod."
     provider: Optional[str] = None
     "Only this provider's models (e.g. openai); null for any."
     agent_id: Optional[str] = Field(alias="agentId", default=None)
