@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crabglamp.billing import BillingReporter, BillingSettings, line_states
+from crabglamp.alerts import verify_signature
+from crabglamp.billing import SIGNATURE_HEADER, BillingReporter, BillingSettings, line_states
 from crabglamp.db import read_transaction, write_transaction
 from crabglamp.ingest import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
 from crabglamp.invoice import invoice
@@ -292,3 +293,22 @@ async def test_a_served_app_reports_to_the_configured_sink(
     (report,) = request.json()["reports"]
     assert report["id"] == f"{shop.accounts[0]}:LLM:{at:%Y-%m}:1"
     assert (report["totalMicros"], report["final"]) == (1_234_567, False)
+
+
+async def test_a_sink_with_a_secret_gets_reports_it_can_verify(engine: AsyncEngine) -> None:
+    shop = await _shop(engine)
+    await Ingestor(engine).record([_llm(shop, 0, _at(2, 9), 1_234_567)])
+    moment = _at(10, 12)
+    with receiver() as hook:
+        settings = BillingSettings(
+            sink_url=hook.url, sink_secret="s3cret", close_after_seconds=3600
+        )
+        reporter = BillingReporter(engine, settings)
+        assert (await reporter.run_once(moment)).sent == 1
+        await reporter.close()
+    delivery = hook.ok()[0]
+    header = delivery.headers[SIGNATURE_HEADER.lower()]
+    # The alert webhooks' verifier serves the billing sink too.
+    assert verify_signature("s3cret", header, delivery.body, now=moment)
+    assert not verify_signature("another", header, delivery.body, now=moment)
+    assert not verify_signature("s3cret", header, delivery.body + b" ", now=moment)

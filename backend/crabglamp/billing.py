@@ -22,7 +22,6 @@ after that are not reported. Core: no web framework here.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
 import uuid
@@ -36,6 +35,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from crabglamp.alerts import sign
 from crabglamp.db import read_transaction, write_transaction
 from crabglamp.invoice import invoice
 from crabglamp.models import (
@@ -394,11 +394,8 @@ class BillingReporter:
             ).hexdigest(),
         }
         if self.settings.sink_secret:
-            timestamp = int(now.timestamp())
-            digest = hmac.new(
-                self.settings.sink_secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
-            )
-            headers[SIGNATURE_HEADER] = f"t={timestamp},v1={digest.hexdigest()}"
+            # The same scheme as alert webhooks, so one verifier serves both.
+            headers[SIGNATURE_HEADER] = sign(self.settings.sink_secret, int(now.timestamp()), body)
         assert self.settings.sink_url
         try:
             response = await self._http().post(
