@@ -68,7 +68,7 @@ bench *ARGS:
 
 # precision and recall of anomaly detection on generated labelled months (--seeds N, -v, --database URL)
 eval-anomalies *ARGS:
-    python -m crabglamp.anomaly_eval {{ARGS}}
+    python -m crabglamp.dev.anomaly_eval {{ARGS}}
 
 # P4/P5: proxy overhead vs the fake upstream (1 and 2 workers), request done -> in usage (both engines)
 bench-proxy *ARGS:

@@ -55,17 +55,17 @@ from starlette.responses import JSONResponse
 from benchmarks.dataset import BENCH_DIR, BENCH_MONTH, Dataset
 from benchmarks.registry import Context, Result, benchmark, percentile
 from crabglamp.access import Caller
+from crabglamp.api.auth import Authenticator
+from crabglamp.api.graphql.context import make_context
+from crabglamp.api.graphql.schema import build_schema
+from crabglamp.api.rest import usage_json
 from crabglamp.app import create_app
-from crabglamp.auth import Authenticator
 from crabglamp.db import read_transaction
-from crabglamp.devtokens import sign_session_token
-from crabglamp.graphql.context import make_context
-from crabglamp.graphql.schema import build_schema
+from crabglamp.dev.devtokens import sign_session_token
 from crabglamp.money import micros_to_cents
 from crabglamp.periods import US_PER_HOUR, utcnow
-from crabglamp.rest import usage_json
 from crabglamp.settings import Settings
-from crabglamp.usage import (
+from crabglamp.usage.service import (
     ComputeAgentUsage,
     LlmModelUsage,
     PlainVmUsage,

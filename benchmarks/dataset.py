@@ -30,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from crabglamp.db import make_engine, write_transaction
-from crabglamp.ingest import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
+from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
 from crabglamp.migrate import upgrade
 from crabglamp.models import Account, Agent, PlainVm, VirtualKey
 from crabglamp.periods import Period, month_period

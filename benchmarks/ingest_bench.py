@@ -143,9 +143,9 @@ async def p3_floor(ctx: Context) -> list[Result]:
     from itertools import islice
 
     from benchmarks.dataset import Shape, generate
-    from crabglamp.bulk import insert_rows
     from crabglamp.db import write_transaction
-    from crabglamp.ingest import LlmRecord
+    from crabglamp.db.bulk import insert_rows
+    from crabglamp.ingest.ingestor import LlmRecord
     from crabglamp.models import LlmEvent
     from crabglamp.periods import as_utc
 

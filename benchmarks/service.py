@@ -20,7 +20,7 @@ from benchmarks.dataset import BENCH_MONTH
 from benchmarks.registry import Context, Result, benchmark, percentile
 from crabglamp.db import read_transaction
 from crabglamp.models import LlmDaily, LlmEvent
-from crabglamp.usage import (
+from crabglamp.usage.service import (
     RequestLogQuery,
     RequestPage,
     UsageQuery,

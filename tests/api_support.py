@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.app import create_app
 from crabglamp.db import make_engine, write_transaction
-from crabglamp.devtokens import sign_session_token
-from crabglamp.ingest import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
+from crabglamp.dev.devtokens import sign_session_token
+from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
 from crabglamp.migrate import upgrade
 from crabglamp.models import Account, Agent, Member, PlainVm, VirtualKey
 from crabglamp.settings import Settings

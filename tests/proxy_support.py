@@ -25,12 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from crabglamp.app import create_app
-from crabglamp.caps import MonthSpend, month_of, month_spend
 from crabglamp.db import read_transaction, write_transaction
-from crabglamp.fake_upstream import create_fake_upstream
+from crabglamp.dev.fake_upstream import create_fake_upstream
 from crabglamp.keys import CreatedKey, create_key
 from crabglamp.models import Account, LlmEvent, Price, SpendReservation, VoiceEvent
 from crabglamp.periods import utcnow
+from crabglamp.proxy.caps import MonthSpend, month_of, month_spend
 from crabglamp.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

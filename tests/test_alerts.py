@@ -14,13 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_support import ALICE, BOB, GINA, World, bearer, graphql, seed, serve, settings_for
-from crabglamp import alerts
-from crabglamp.alerts import AlertSender, AlertSettings, verify_signature
-from crabglamp.anomalies import Thresholds
 from crabglamp.db import read_transaction, write_transaction
-from crabglamp.ingest import Ingestor, LlmRecord
+from crabglamp.ingest.ingestor import Ingestor, LlmRecord
+from crabglamp.jobs import alerts
+from crabglamp.jobs.alerts import AlertSender, AlertSettings, verify_signature
+from crabglamp.jobs.anomalies import Thresholds
+from crabglamp.jobs.watch import UsageWatcher
 from crabglamp.models import Account, AlertDelivery, VirtualKey
-from crabglamp.watch import UsageWatcher
 from webhook_support import Receiver, receiver
 
 NOW = datetime(2026, 3, 17, 15, 30, tzinfo=UTC)

@@ -11,16 +11,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_support import bearer, graphql, serve, settings_for
-from crabglamp import demo
-from crabglamp.anomalies import (
-    AnomalyKind,
-    DayPart,
-    KeyActivity,
-    Thresholds,
-    anomalies_in_period,
-    detect_key,
-)
-from crabglamp.anomaly_eval import (
+from crabglamp.db import read_transaction
+from crabglamp.dev import demo
+from crabglamp.dev.anomaly_eval import (
     ACCOUNT_ID,
     DEFAULT_COUNTS,
     MONTH,
@@ -29,7 +22,14 @@ from crabglamp.anomaly_eval import (
     load_into,
     score,
 )
-from crabglamp.db import read_transaction
+from crabglamp.jobs.anomalies import (
+    AnomalyKind,
+    DayPart,
+    KeyActivity,
+    Thresholds,
+    anomalies_in_period,
+    detect_key,
+)
 from crabglamp.periods import Period, day_start, iter_days
 from crabglamp.settings import Settings
 
@@ -226,7 +226,7 @@ async def test_the_demos_planted_anomalies_appear_in_graphql(
     alice = bearer("user_demo_alice", org_id="org_demo_acme", org_role="admin")
     dave = bearer("user_demo_dave", org_id="org_demo_globex", org_role="admin")
     # `anomalies` judges today as of the request's moment: the demo's.
-    monkeypatch.setattr("crabglamp.graphql.context.utcnow", lambda: MID)
+    monkeypatch.setattr("crabglamp.api.graphql.context.utcnow", lambda: MID)
     async with serve(engine, settings) as client:
         acme = (await graphql(client, ANOMALIES, {"month": "2026-03"}, alice))["data"]["anomalies"]
         globex = (await graphql(client, ANOMALIES, {"month": "2026-03"}, dave))["data"]["anomalies"]
@@ -264,8 +264,8 @@ async def test_the_demos_planted_anomalies_appear_in_graphql(
 def test_every_threshold_and_alert_setting_is_documented_with_its_default() -> None:
     from dataclasses import fields
 
-    from crabglamp.alerts import AlertSettings
-    from crabglamp.dashboard import DOCS_DIR
+    from crabglamp.api.dashboard import DOCS_DIR
+    from crabglamp.jobs.alerts import AlertSettings
 
     guide = (DOCS_DIR / "anomalies-and-alerts.md").read_text(encoding="utf-8")
     assert guide.startswith("# Anomalies and alerts\n")

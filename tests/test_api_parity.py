@@ -28,11 +28,11 @@ from api_support import (
     serve,
     settings_for,
 )
+from crabglamp.api.rest import usage_json
 from crabglamp.db import read_transaction
-from crabglamp.ingest import ComputeRecord, LlmRecord, VoiceRecord, compute_cost_pieces
+from crabglamp.ingest.ingestor import ComputeRecord, LlmRecord, VoiceRecord, compute_cost_pieces
 from crabglamp.periods import Period, current_month, parse_month
-from crabglamp.rest import usage_json
-from crabglamp.usage import UsageQuery, usage
+from crabglamp.usage.service import UsageQuery, usage
 
 # Exactly the fields of DESIGN 4.1, so the GraphQL answer must equal the REST body.
 USAGE_DOCUMENT = """

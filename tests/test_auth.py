@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
 
-import crabglamp.auth
+import crabglamp.api.auth
 from crabglamp.access import Caller
-from crabglamp.auth import (
+from crabglamp.api.auth import (
     LEEWAY_SECONDS,
     AuthConfigError,
     Authenticator,
@@ -323,7 +323,7 @@ def test_verification_calls_the_sdk_and_never_the_network(
         assert options.jwt_key and options.secret_key is None
         return real(request, options)
 
-    monkeypatch.setattr(crabglamp.auth, "authenticate_request", counting)
+    monkeypatch.setattr(crabglamp.api.auth, "authenticate_request", counting)
 
     assert auth.verify(sign(claims())).user_id == "user_alice"
     assert refused(auth, sign(claims(), key=OTHER_KEY)).code == "invalid_signature"

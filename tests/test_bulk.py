@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crabglamp.bulk import add_to_sums, existing_ids, insert_rows
 from crabglamp.db import read_transaction, write_transaction
+from crabglamp.db.bulk import add_to_sums, existing_ids, insert_rows
 from crabglamp.models import NONE_ID, ComputeInterval, LlmDaily, LlmEvent
 
 _events = LlmEvent.__table__  # type: ignore[attr-defined]

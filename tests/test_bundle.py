@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
-from crabglamp.bundle import (
+from crabglamp.bundle.apply import (
     ImportReport,
     Problem,
     ProgressBar,
@@ -24,10 +24,10 @@ from crabglamp.bundle import (
     parse_bundle,
 )
 from crabglamp.db import read_transaction
-from crabglamp.ingest import Ingestor, LlmRecord
+from crabglamp.ingest.ingestor import Ingestor, LlmRecord
 from crabglamp.periods import Period, parse_month
 from crabglamp.prices import load_price_book
-from crabglamp.usage import UsageQuery, usage
+from crabglamp.usage.service import UsageQuery, usage
 
 ACME = uuid.UUID("00000000-0000-4000-8000-00000000ac3e")
 OTHER = uuid.UUID("00000000-0000-4000-8000-0000000007e4")

@@ -27,12 +27,12 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
-from crabglamp.bundle import apply_bundle, parse_bundle
+from crabglamp.bundle.apply import apply_bundle, parse_bundle
 from crabglamp.db import make_engine, read_transaction
-from crabglamp.ingest import Ingestor
+from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.periods import Period, parse_month
 from crabglamp.prices import load_price_book
-from crabglamp.usage import ComputeUsage, LlmUsage, Usage, UsageQuery, VoiceUsage, usage
+from crabglamp.usage.service import ComputeUsage, LlmUsage, Usage, UsageQuery, VoiceUsage, usage
 
 _T = TypeVar("_T")
 

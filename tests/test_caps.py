@@ -10,7 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crabglamp.caps import (
+from crabglamp.db import read_transaction, write_transaction
+from crabglamp.ingest.ingestor import Ingestor, LlmRecord, VoiceRecord
+from crabglamp.key_secrets import hash_secret
+from crabglamp.keys import CreatedKey, RotatedKey, revoke_key, rotate_key, set_spend_cap
+from crabglamp.periods import utcnow
+from crabglamp.proxy.caps import (
     CapExceeded,
     KeyRefused,
     MonthSpend,
@@ -20,12 +25,7 @@ from crabglamp.caps import (
     month_of,
     month_spend,
 )
-from crabglamp.db import read_transaction, write_transaction
-from crabglamp.ingest import Ingestor, LlmRecord, VoiceRecord
-from crabglamp.key_secrets import hash_secret
-from crabglamp.keys import CreatedKey, RotatedKey, revoke_key, rotate_key, set_spend_cap
-from crabglamp.periods import utcnow
-from crabglamp.writer import GroupCommitWriter
+from crabglamp.proxy.writer import GroupCommitWriter
 from proxy_support import make_key, reservations
 
 CENT = 1_000_000

@@ -13,7 +13,7 @@ import httpx
 from graphql import build_schema, parse, validate
 
 from api_support import ALICE, GINA, MONTH, bearer, live_server
-from crabglamp.graphql.schema import sdl
+from crabglamp.api.graphql.schema import sdl
 
 CLIENT = Path(__file__).parents[1] / "clients" / "python"
 sys.path.insert(0, str(CLIENT))

@@ -10,8 +10,8 @@ from graphql import GraphQLInputObjectType, GraphQLObjectType, build_schema
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from crabglamp.api.dashboard import DOCS, DOCS_DIR, dashboard_routes
 from crabglamp.app import create_app
-from crabglamp.dashboard import DOCS, DOCS_DIR, dashboard_routes
 from crabglamp.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

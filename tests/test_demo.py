@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crabglamp import demo
 from crabglamp.db import make_engine, read_transaction
+from crabglamp.dev import demo
 from crabglamp.models import (
     Account,
     Agent,
@@ -28,7 +28,7 @@ from crabglamp.models import (
 from crabglamp.periods import Period, as_utc, month_period
 from crabglamp.prices import DEFAULT_CATALOG, default_price_book
 from crabglamp.settings import Settings
-from crabglamp.usage import Usage, UsageQuery, usage
+from crabglamp.usage.service import Usage, UsageQuery, usage
 
 # A Wednesday afternoon in the middle of a month (its runaway day is a Sunday, when the weekly
 # job of the runaway key also runs), and the small hours of a month's second day.

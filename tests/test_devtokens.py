@@ -18,12 +18,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from crabglamp import devtokens
 from crabglamp.access import Caller
+from crabglamp.api.auth import Authenticator, AuthError
 from crabglamp.app import create_app
-from crabglamp.auth import Authenticator, AuthError
 from crabglamp.cli import main
-from crabglamp.devtokens import (
+from crabglamp.dev import devtokens
+from crabglamp.dev.devtokens import (
     DEV_AUTHORIZED_PARTIES,
     DEV_ISSUER,
     DEV_ORIGINS_ENV,
@@ -317,11 +317,11 @@ def test_sign_in_is_off_when_clerk_is_configured(db_url: str) -> None:
 
 
 def test_sign_in_follows_the_demo_modules_users(monkeypatch: pytest.MonkeyPatch) -> None:
-    demo = ModuleType("crabglamp.demo")
+    demo = ModuleType("crabglamp.dev.demo")
     demo.DEMO_USERS = [  # type: ignore[attr-defined]
         {"user_id": "user_demo_erin", "name": "Erin", "org_id": "org_demo_initech", "role": "admin"}
     ]
-    monkeypatch.setitem(sys.modules, "crabglamp.demo", demo)
+    monkeypatch.setitem(sys.modules, "crabglamp.dev.demo", demo)
     app = Starlette(routes=dev_routes())
     app.state.services = SimpleNamespace(authenticator=dev_authenticator())
     with TestClient(app, follow_redirects=False) as client:

@@ -11,7 +11,7 @@ import openai
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crabglamp.fake_upstream import create_fake_upstream
+from crabglamp.dev.fake_upstream import create_fake_upstream
 from proxy_support import (
     events,
     make_key,

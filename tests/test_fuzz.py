@@ -55,7 +55,7 @@ def fuzzed_app(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) 
     shutdown_lifespans()
 
 
-# Errors a caller is meant to see (see crabglamp.graphql.permissions); any other error that
+# Errors a caller is meant to see (see crabglamp.api.graphql.permissions); any other error that
 # comes from a resolver (it has a path) is a bug.
 EXPECTED_CODES = {"FORBIDDEN", "BAD_USER_INPUT"}
 

@@ -21,7 +21,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
-from crabglamp.ingest import (
+from crabglamp.ingest.ingestor import (
     ComputeRecord,
     Ingestor,
     LlmRecord,
@@ -31,7 +31,7 @@ from crabglamp.ingest import (
 )
 from crabglamp.models import NONE_ID, Account, Agent, PlainVm, VirtualKey
 from crabglamp.periods import Period, as_utc, parse_month, split_by_day
-from crabglamp.usage import UsageQuery, usage
+from crabglamp.usage.service import UsageQuery, usage
 
 BASE = datetime(2026, 11, 28, tzinfo=UTC)  # six days: across the end of November
 SPAN_US = 6 * 86_400_000_000

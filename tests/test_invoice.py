@@ -18,15 +18,15 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.access import Caller
+from crabglamp.api.graphql.context import make_context
+from crabglamp.api.graphql.schema import schema
 from crabglamp.db import make_engine, write_transaction
-from crabglamp.graphql.context import make_context
-from crabglamp.graphql.schema import schema
-from crabglamp.ingest import ComputeRecord, Ingestor, LlmRecord, VoiceRecord
-from crabglamp.invoice import UsageAxis, invoice_from_usage
+from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, VoiceRecord
 from crabglamp.models import Account, VirtualKey
 from crabglamp.periods import month_period
 from crabglamp.settings import Settings
-from crabglamp.usage import (
+from crabglamp.usage.invoice import UsageAxis, invoice_from_usage
+from crabglamp.usage.service import (
     ComputeAgentUsage,
     ComputeDay,
     ComputeUsage,
@@ -201,7 +201,7 @@ def test_invoice_through_graphql_rounds_what_usage_shows(
 def test_the_core_of_the_usage_api_imports_no_web_framework() -> None:
     # invoice.py and usage_filter.py serve REST and GraphQL alike: neither may depend on them.
     probe = (
-        "import sys, crabglamp.invoice, crabglamp.usage_filter; "
+        "import sys, crabglamp.usage.invoice, crabglamp.usage.filter; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {'strawberry', 'starlette'}))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -16,13 +16,13 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
-from crabglamp.fake_upstream import FakeState, prompt_tokens
+from crabglamp.dev.fake_upstream import FakeState, prompt_tokens
 from crabglamp.key_secrets import generate_secret
 from crabglamp.keys import RotatedKey, revoke_key, rotate_key
 from crabglamp.models import VirtualKeySecret
 from crabglamp.periods import current_month, utcnow
 from crabglamp.prices import default_price_book
-from crabglamp.usage import UsageQuery, usage
+from crabglamp.usage.service import UsageQuery, usage
 from proxy_support import (
     Stack,
     database_dump,
@@ -242,7 +242,7 @@ async def test_upstream_gets_the_provider_key_and_logs_hold_no_secret(
             lines.append(self.format(record))
 
     async with proxy_stack(engine, db_url, tmp_path) as stack:
-        proxy_logger = logging.getLogger("crabglamp.proxy")
+        proxy_logger = logging.getLogger("crabglamp.proxy.handler")
         handler = Collect()
         handler.setFormatter(proxy_logger.handlers[0].formatter)
         proxy_logger.addHandler(handler)

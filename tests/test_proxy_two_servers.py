@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction
-from crabglamp.fake_upstream import create_fake_upstream
+from crabglamp.dev.fake_upstream import create_fake_upstream
 from crabglamp.models import KeySpend
 from proxy_support import (
     CAP_MODEL,

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crabglamp.caps import max_input_tokens
-from crabglamp.metrics import Metrics
-from crabglamp.upstreams import DEFAULT_URLS, UpstreamConfigError, load_proxy_config
+from crabglamp.proxy.caps import max_input_tokens
+from crabglamp.proxy.metrics import Metrics
+from crabglamp.proxy.upstreams import DEFAULT_URLS, UpstreamConfigError, load_proxy_config
 from proxy_support import fake_upstream_process
 
 
@@ -141,10 +141,10 @@ def test_the_proxy_core_imports_no_web_framework() -> None:
     core = [
         "crabglamp.keys",
         "crabglamp.key_secrets",
-        "crabglamp.caps",
-        "crabglamp.writer",
-        "crabglamp.upstreams",
-        "crabglamp.metrics",
+        "crabglamp.proxy.caps",
+        "crabglamp.proxy.writer",
+        "crabglamp.proxy.upstreams",
+        "crabglamp.proxy.metrics",
     ]
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *core], capture_output=True, text=True, check=False

@@ -28,7 +28,7 @@ from api_support import (
     serve,
     settings_for,
 )
-from crabglamp.openapi import openapi_document
+from crabglamp.api.openapi import openapi_document
 from crabglamp.periods import current_month
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -14,34 +13,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from crabglamp.auth import Authenticator
+from crabglamp.api.auth import Authenticator
+from crabglamp.api.dashboard import dashboard_routes
+from crabglamp.api.graphql.view import GraphQLView
+from crabglamp.api.rest import rest_routes
+from crabglamp.api.services import Services, services
 from crabglamp.db import make_engine, read_transaction
-from crabglamp.devtokens import dev_routes, dev_settings
-from crabglamp.ingest import Ingestor
+from crabglamp.dev.devtokens import dev_routes, dev_settings
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.jobs.watch import BackgroundJobs, background_enabled
 from crabglamp.prices import load_price_book
-from crabglamp.proxy import Proxy, proxy_routes
+from crabglamp.proxy.handler import Proxy, ProxySlot, proxy_routes
+from crabglamp.proxy.upstreams import load_proxy_config
+from crabglamp.proxy.writer import GroupCommitWriter
 from crabglamp.settings import Settings
-from crabglamp.upstreams import load_proxy_config
-from crabglamp.watch import BackgroundJobs, background_enabled
-from crabglamp.writer import GroupCommitWriter
-
-
-@dataclass(slots=True)
-class Services:
-    """What every request handler may use; built once per process in the lifespan."""
-
-    settings: Settings
-    engine: AsyncEngine
-    ingestor: Ingestor
-    writer: GroupCommitWriter
-    authenticator: Authenticator
-    # The metering proxy's runtime: upstream HTTP client, spend caps, reservation sweeper.
-    proxy: Proxy | None = None
-
-
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
 
 
 async def healthz(_request: Request) -> JSONResponse:
@@ -66,18 +51,13 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def _routes(settings: Settings) -> list[BaseRoute]:
-    # Imported here: the API modules use `services` from this module.
-    from crabglamp.dashboard import dashboard_routes
-    from crabglamp.graphql.view import GraphQLView
-    from crabglamp.rest import rest_routes
-
+def _routes(settings: Settings, proxy: ProxySlot) -> list[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", GraphQLView(settings)),
         *rest_routes(),
-        *proxy_routes(),
+        *proxy_routes(proxy),
         # Development sign-in with locally signed tokens; never mounted in production.
         *([] if settings.production else dev_routes()),
         # `/`, the dashboard SPA and the docs; last, so the API's paths win.
@@ -93,6 +73,7 @@ def create_app(
     """`background`: run anomaly detection, alerts and billing reports (watch.py); by default a
     served app (no engine given) does, unless CRABGLAMP_BACKGROUND=0."""
     settings = settings or Settings.from_env()
+    slot = ProxySlot()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -107,6 +88,7 @@ def create_app(
         await writer.start()
         proxy = Proxy(db, writer, prices, load_proxy_config(settings.upstream_config))
         await proxy.start()
+        slot.proxy = proxy
         app.state.services = Services(settings, db, ingestor, writer, authenticator, proxy=proxy)
         jobs = None
         if background if background is not None else (own_engine and background_enabled()):
@@ -117,9 +99,10 @@ def create_app(
         finally:
             if jobs is not None:
                 await jobs.stop()
+            slot.proxy = None
             await proxy.close()
             await writer.stop()
             if own_engine:
                 await db.dispose()
 
-    return Starlette(routes=_routes(settings), lifespan=lifespan)
+    return Starlette(routes=_routes(settings, slot), lifespan=lifespan)

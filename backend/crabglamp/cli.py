@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_migrate(settings))
         return _serve(settings, args.host, args.port, args.workers)
     if args.command == "demo":
-        from crabglamp.demo import DemoError, seed_demo
+        from crabglamp.dev.demo import DemoError, seed_demo
 
         asyncio.run(_migrate(settings))
         try:
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.no_serve:
             return 0
         if not settings.upstream_config:
-            from crabglamp.fake_upstream import start_in_thread, upstream_environment
+            from crabglamp.dev.fake_upstream import start_in_thread, upstream_environment
 
             # The demo's proxy forwards to the local fake provider: nothing leaves the machine.
             fake = start_in_thread()
@@ -111,15 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Proxy upstream: the local fake provider at {fake}/v1", flush=True)
         return _serve(settings, args.host, args.port, args.workers)
     if args.command == "import":
-        from crabglamp.bundle import import_command
+        from crabglamp.bundle.apply import import_command
 
         return asyncio.run(import_command(settings, args.file, skip_invalid=args.skip_invalid))
     if args.command == "export":
-        from crabglamp.bundle import export_command
+        from crabglamp.bundle.apply import export_command
 
         return asyncio.run(export_command(settings, args.account, args.month, args.output))
     if args.command == "schema":
-        from crabglamp.graphql.schema import write_sdl
+        from crabglamp.api.graphql.schema import write_sdl
 
         write_sdl(args.output)
         return 0
@@ -139,11 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     if args.command == "fake-upstream":
-        from crabglamp.fake_upstream import serve
+        from crabglamp.dev.fake_upstream import serve
 
         return serve(args.host, args.port, args.latency_ms, args.output_tokens)
     if args.command == "token":
-        from crabglamp.devtokens import token_command
+        from crabglamp.dev.devtokens import token_command
 
         return token_command(settings, args)
     raise AssertionError(args.command)
@@ -163,7 +163,7 @@ async def _migrate(settings: Settings) -> None:
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
-    from crabglamp.devtokens import DEV_ORIGINS_ENV, serve_origins
+    from crabglamp.dev.devtokens import DEV_ORIGINS_ENV, serve_origins
 
     # Development tokens name their origin (azp): let the workers accept the one they serve.
     os.environ.setdefault(DEV_ORIGINS_ENV, ",".join(serve_origins(host, port)))

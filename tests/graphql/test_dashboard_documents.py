@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_support import ALICE, MONTH, ROOT, World, bearer, count_statements, graphql
 from crabglamp.db import write_transaction
-from crabglamp.ingest import Ingestor, LlmRecord
+from crabglamp.ingest.ingestor import Ingestor, LlmRecord
 from crabglamp.models import Agent, VirtualKey
 
 FRONTEND_DOCUMENTS = Path(__file__).parents[2] / "frontend" / "src" / "graphql"

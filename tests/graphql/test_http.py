@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from api_support import ALICE, bearer
-from crabglamp.graphql.view import response_media_type
+from crabglamp.api.graphql.view import response_media_type
 
 NEWER = "application/graphql-response+json"
 

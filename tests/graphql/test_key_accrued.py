@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_support import ALICE, World, bearer, graphql
-from crabglamp.caps import recorded_spend
-from crabglamp.ingest import Ingestor, VoiceRecord
+from crabglamp.ingest.ingestor import Ingestor, VoiceRecord
 from crabglamp.money import micros_to_cents
+from crabglamp.proxy.caps import recorded_spend
 
 CARDS = "query { virtualKeys { id accruedCents percentUsed spendCapCents } }"
 

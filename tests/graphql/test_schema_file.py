@@ -14,8 +14,8 @@ from graphql import (
     get_named_type,
 )
 
+from crabglamp.api.graphql.schema import schema, sdl
 from crabglamp.cli import main
-from crabglamp.graphql.schema import schema, sdl
 
 ROOT = Path(__file__).parents[2]
 

@@ -1,0 +1,79 @@
+"""`anomalies(accountId:, month:, from:, to:)` (DESIGN 4.2)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+import strawberry
+
+from crabglamp.api.graphql.anomalies.types import AnomalyKind, AnomalyType
+from crabglamp.api.graphql.context import Info
+from crabglamp.api.graphql.permissions import optional_uuid, usage_query
+from crabglamp.jobs.anomalies import anomalies_in_period
+from crabglamp.usage.filter import UsageFilter
+from crabglamp.usage.service import UsageQuery
+
+
+async def anomalies_of(info: Info, query: UsageQuery) -> list[AnomalyType]:
+    """The anomalies of an authorised account and period: those detected as usage arrived, and
+    what each day of the period would have raised (crabglamp.jobs.anomalies), newest first."""
+    if not query.account_ids:
+        return []
+    context = info.context
+    async with context.db.connection() as conn:
+        found = await anomalies_in_period(conn, query.account_ids, query.period, context.now)
+    return [
+        AnomalyType(
+            kind=AnomalyKind(a.kind.value),
+            key_id=None if a.key_id is None else strawberry.ID(str(a.key_id)),
+            agent_id=None if a.agent_id is None else strawberry.ID(str(a.agent_id)),
+            date=a.day,
+            severity=a.severity,
+            message=a.message,
+            suggested_action=a.suggested_action,
+        )
+        for a in found
+    ]
+
+
+async def resolve_anomalies(
+    info: Info,
+    account_id: uuid.UUID | None,
+    month: str | None,
+    date_from: date | None,
+    date_to: date | None,
+) -> list[AnomalyType]:
+    query = await usage_query(
+        info, UsageFilter(month=month, date_from=date_from, date_to=date_to, account_id=account_id)
+    )
+    return await anomalies_of(info, query)
+
+
+@strawberry.type
+class AnomalyQueries:
+    @strawberry.field(
+        description="Anomalies detected (or that would have been) in the period, newest first "
+        "(default: the caller's account, this month)."
+    )
+    async def anomalies(
+        self,
+        info: Info,
+        account_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="The account; default: the caller's."),
+        ] = None,
+        month: Annotated[
+            str | None, strawberry.argument(description="A UTC month, YYYY-MM.")
+        ] = None,
+        date_from: Annotated[
+            date | None, strawberry.argument(name="from", description="First day (inclusive).")
+        ] = None,
+        date_to: Annotated[
+            date | None, strawberry.argument(name="to", description="Last day (inclusive).")
+        ] = None,
+    ) -> list[AnomalyType]:
+        return await resolve_anomalies(
+            info, optional_uuid(account_id, "accountId"), month, date_from, date_to
+        )

@@ -1,0 +1,117 @@
+"""Per-request DataLoaders: each number is read once per request, each list in one statement.
+
+Usage axes are keyed by their `UsageQuery`, so a document that asks for `usage` in three places
+with the same filter computes each axis once; keys, agents and spend are batched by id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from crabglamp.api.graphql.accounts.data import (
+    accounts_by_id,
+    agents_of_accounts,
+    plain_vms_of_accounts,
+)
+from crabglamp.api.graphql.context import RequestDatabase
+from crabglamp.api.graphql.virtual_keys.data import keys_by_id, keys_of_accounts, spend_of_keys
+from crabglamp.models import Account, Agent, PlainVm, VirtualKey
+from crabglamp.periods import current_month
+from crabglamp.usage.service import (
+    ComputeUsage,
+    LlmUsage,
+    RequestLogQuery,
+    RequestLogSummary,
+    UsageQuery,
+    VoiceUsage,
+    compute_usage,
+    llm_usage,
+    request_log_summary,
+    voice_usage,
+)
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class Loaders:
+    def __init__(self, db: RequestDatabase, now: datetime) -> None:
+        self._db = db
+        self._now = now
+        self.compute: DataLoader[UsageQuery, ComputeUsage] = DataLoader(self._compute)
+        self.llm: DataLoader[UsageQuery, LlmUsage] = DataLoader(self._llm)
+        self.voice: DataLoader[UsageQuery, VoiceUsage] = DataLoader(self._voice)
+        self.request_summary: DataLoader[RequestLogQuery, RequestLogSummary] = DataLoader(
+            self._request_summary
+        )
+        self.account: DataLoader[uuid.UUID, Account | None] = DataLoader(self._accounts)
+        self.keys_of_account: DataLoader[uuid.UUID, list[VirtualKey]] = DataLoader(
+            self._keys_of_accounts
+        )
+        self.key: DataLoader[uuid.UUID, VirtualKey | None] = DataLoader(self._keys)
+        self.accrued_micros: DataLoader[uuid.UUID, int] = DataLoader(self._accrued)
+        self.agents_of_account: DataLoader[uuid.UUID, list[Agent]] = DataLoader(
+            self._agents_of_accounts
+        )
+        self.plain_vms_of_account: DataLoader[uuid.UUID, list[PlainVm]] = DataLoader(
+            self._plain_vms_of_accounts
+        )
+
+    # Usage: different filters cannot share a statement, but each is computed once
+
+    async def _each(self, keys: Sequence[_K], compute: Callable[..., Awaitable[_V]]) -> list[_V]:
+        async with self._db.connection() as conn:
+            return [await compute(conn, key) for key in keys]
+
+    async def _compute(self, queries: list[UsageQuery]) -> list[ComputeUsage]:
+        async def one(conn: object, query: UsageQuery) -> ComputeUsage:
+            return await compute_usage(conn, query, self._now)  # type: ignore[arg-type]
+
+        return await self._each(queries, one)
+
+    async def _llm(self, queries: list[UsageQuery]) -> list[LlmUsage]:
+        return await self._each(queries, llm_usage)
+
+    async def _voice(self, queries: list[UsageQuery]) -> list[VoiceUsage]:
+        return await self._each(queries, voice_usage)
+
+    async def _request_summary(self, queries: list[RequestLogQuery]) -> list[RequestLogSummary]:
+        return await self._each(queries, request_log_summary)
+
+    # Rows by id: one statement per batch
+
+    async def _accounts(self, ids: list[uuid.UUID]) -> list[Account | None]:
+        async with self._db.connection() as conn:
+            found = await accounts_by_id(conn, ids)
+        return [found.get(i) for i in ids]
+
+    async def _keys_of_accounts(self, ids: list[uuid.UUID]) -> list[list[VirtualKey]]:
+        async with self._db.connection() as conn:
+            found = await keys_of_accounts(conn, ids)
+        return [found.get(i, []) for i in ids]
+
+    async def _keys(self, ids: list[uuid.UUID]) -> list[VirtualKey | None]:
+        async with self._db.connection() as conn:
+            found = await keys_by_id(conn, ids)
+        return [found.get(i) for i in ids]
+
+    async def _accrued(self, ids: list[uuid.UUID]) -> list[int]:
+        # A cap is per calendar month: accrued spend is this UTC month's.
+        async with self._db.connection() as conn:
+            found = await spend_of_keys(conn, ids, current_month(self._now))
+        return [found.get(i, 0) for i in ids]
+
+    async def _agents_of_accounts(self, ids: list[uuid.UUID]) -> list[list[Agent]]:
+        async with self._db.connection() as conn:
+            found = await agents_of_accounts(conn, ids)
+        return [found.get(i, []) for i in ids]
+
+    async def _plain_vms_of_accounts(self, ids: list[uuid.UUID]) -> list[list[PlainVm]]:
+        async with self._db.connection() as conn:
+            found = await plain_vms_of_accounts(conn, ids)
+        return [found.get(i, []) for i in ids]

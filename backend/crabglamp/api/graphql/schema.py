@@ -1,0 +1,99 @@
+"""The schema: every domain's root fields composed into one Query (and Mutation).
+
+The fixed root fields of DESIGN 4.2 live in their domains (usage, virtual_keys, anomalies,
+invoice); accounts and the request log extend them. Mutations are registered in MUTATIONS.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import DisableIntrospection, MaskErrors
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from crabglamp.api.graphql.accounts.queries import AccountQueries
+from crabglamp.api.graphql.alerts.mutations import AlertMutations
+from crabglamp.api.graphql.alerts.queries import AlertQueries
+from crabglamp.api.graphql.anomalies.queries import AnomalyQueries
+from crabglamp.api.graphql.extensions.limits import limit_extensions
+from crabglamp.api.graphql.invoice.queries import InvoiceQueries
+from crabglamp.api.graphql.permissions import is_expected
+from crabglamp.api.graphql.request_log.queries import RequestLogQueries
+from crabglamp.api.graphql.scalars import SCALARS
+from crabglamp.api.graphql.usage.queries import UsageQueries
+from crabglamp.api.graphql.virtual_keys.mutations import VirtualKeyMutations
+from crabglamp.api.graphql.virtual_keys.queries import VirtualKeyQueries
+
+QUERIES: tuple[type, ...] = (
+    UsageQueries,
+    VirtualKeyQueries,
+    AnomalyQueries,
+    InvoiceQueries,
+    AccountQueries,
+    RequestLogQueries,
+    AlertQueries,
+)
+# The key lifecycle (virtual_keys/mutations.py) and alert endpoints (alerts/mutations.py).
+MUTATIONS: tuple[type, ...] = (VirtualKeyMutations, AlertMutations)
+
+Query = merge_types("Query", QUERIES)
+Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
+    "Usage of the accounts the caller may read: spend, keys, anomalies, invoices."
+)
+Mutation = merge_types("Mutation", MUTATIONS) if MUTATIONS else None
+if Mutation is not None:
+    Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
+        "Virtual keys: create, rotate, revoke, and their spend caps; alert endpoints."
+    )
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        # Log bugs only: a refused or malformed request is the caller's business, not ours.
+        unexpected = [error for error in errors if not is_expected(error)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+def build_schema(production: bool = False) -> Schema:
+    """Development and production serve the same SDL; production hides and masks more."""
+    extensions: list[Any] = limit_extensions()
+    if production:
+        extensions += [DisableIntrospection, partial(MaskErrors, should_mask_error=_should_mask)]
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        # Operation batching stays off (the default): one operation per request.
+        config=StrawberryConfig(scalar_map=SCALARS),
+    )
+
+
+def _should_mask(error: Any) -> bool:
+    return not is_expected(error)
+
+
+schema = build_schema()
+
+
+def sdl() -> str:
+    """The SDL that `schema.graphql` at the root holds (`just schema` writes it)."""
+    return schema.as_str() + "\n"
+
+
+def write_sdl(output: str) -> None:
+    """Write the SDL to a file (whole or not at all), or to standard output for "-"."""
+    text = sdl()
+    if output == "-":
+        sys.stdout.write(text)
+        return
+    target = Path(output)
+    partial = target.with_name(f".{target.name}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(target)

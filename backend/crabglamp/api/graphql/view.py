@@ -1,0 +1,141 @@
+"""/graphql over HTTP: authentication, and the GraphQL-over-HTTP media types.
+
+Strawberry's view answers `application/json` only. A client that accepts
+`application/graphql-response+json` gets that media type, and then a request error (a document
+that does not parse or validate, variables that do not coerce) is a 400 without `data`, as the
+GraphQL-over-HTTP specification asks; `application/json` clients keep the legacy 200.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from crabglamp.api.auth import AuthError, auth_error_response
+from crabglamp.api.graphql.context import Context, make_context
+from crabglamp.api.graphql.schema import build_schema
+from crabglamp.api.services import services
+from crabglamp.settings import Settings
+
+GRAPHQL_RESPONSE_JSON: Final = "application/graphql-response+json"
+APPLICATION_JSON: Final = "application/json"
+_STATE_CONTEXT: Final = "graphql_context"
+_STATE_SUB_RESPONSE: Final = "graphql_sub_response"
+
+
+def response_media_type(accept: str | None) -> str:
+    """The newer media type when the client accepts it (q > 0), else application/json."""
+    for part in (accept or "").split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        if media.lower() != GRAPHQL_RESPONSE_JSON:
+            continue
+        refused = any(
+            p.replace(" ", "").lower() in {"q=0", "q=0.0", "q=0.00", "q=0.000"} for p in params
+        )
+        if not refused:
+            return GRAPHQL_RESPONSE_JSON
+    return APPLICATION_JSON
+
+
+def _is_request_error(result: ExecutionResult) -> bool:
+    """Parse, validation and coercion errors: nothing executed, so no error has a path."""
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(error.path is None for error in result.errors or ())
+    )
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            build_schema(production=settings.production),
+            graphql_ide=None if settings.production else "graphiql",
+            allow_queries_via_get=True,
+            multipart_uploads_enabled=False,
+        )
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            # No subscriptions: nothing to serve over a WebSocket.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        request = Request(scope, receive)
+        media_type = response_media_type(request.headers.get("accept"))
+        response: Response
+        try:
+            if self._wants_ide(request):
+                response = await self.render_graphql_ide(request)
+            else:
+                # Verified before Strawberry sees the request: 401 is ours, not a GraphQL error.
+                request.state.caller = services(request).authenticator.authenticate(request)
+                response = await self.run(request)
+        except AuthError as exc:
+            response = auth_error_response(exc)
+        except HTTPException as exc:
+            response = Response(
+                json.dumps({"errors": [{"message": exc.reason}]}),
+                status_code=exc.status_code,
+                media_type=media_type,
+            )
+        finally:
+            context: Context | None = getattr(request.state, _STATE_CONTEXT, None)
+            if context is not None:
+                await context.db.close()
+        await response(scope, receive, send)
+
+    def _wants_ide(self, request: Request) -> bool:
+        # The GraphiQL page is static; the queries it sends are authenticated like any other.
+        accept = request.headers.get("accept", "")
+        return (
+            self.graphql_ide is not None
+            and request.method == "GET"
+            and "query" not in request.query_params
+            and ("text/html" in accept or "*/*" in accept)
+        )
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        svc = services(request)
+        context = make_context(request, svc.engine, request.state.caller, self.settings)
+        request.state.graphql_context = context
+        return context
+
+    async def get_sub_response(self, request: Any) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = response_media_type(request.headers.get("accept"))
+        request.state.graphql_sub_response = sub_response
+        return sub_response
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        data = await super().process_result(request, result)
+        if _is_request_error(result):
+            # A request error has no data entry at all (GraphQL over HTTP, 7.1.2).
+            data.pop("data", None)
+            sub_response: Response = getattr(request.state, _STATE_SUB_RESPONSE)
+            if sub_response.media_type == GRAPHQL_RESPONSE_JSON:
+                sub_response.status_code = 400
+        return data
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = Response(
+            self.encode_json(response_data),
+            status_code=sub_response.status_code or 200,
+            media_type=sub_response.media_type or APPLICATION_JSON,
+        )
+        for name, value in sub_response.headers.items():
+            if name.lower() not in {"content-type", "content-length"}:
+                response.headers.append(name, value)
+        return response

@@ -1,0 +1,370 @@
+"""The REST API: GET /api/usage (DESIGN 4.1), POST /api/events (4.3), GET /api/openapi.json.
+
+Every error is `{"error": {"code", "message"}}`: 400 names the malformed parameter, 401 is
+unauthenticated, 403 not allowed. The numbers come from the usage service, through the same
+filter resolution as GraphQL (`crabglamp.usage.filter`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from crabglamp.access import AccessDenied, Caller, administers
+from crabglamp.api.auth import AuthError, auth_error_response, error_response
+from crabglamp.api.openapi import openapi_document
+from crabglamp.api.services import services
+from crabglamp.bundle import apply as bundle
+from crabglamp.db import read_transaction
+from crabglamp.ingest.ingestor import ComputeRecord, LlmRecord, VoiceRecord
+from crabglamp.models import VirtualKey
+from crabglamp.money import micros_to_cents
+from crabglamp.periods import US_PER_HOUR
+from crabglamp.prices import UnitPrice
+from crabglamp.usage.filter import (
+    CallerScope,
+    FilterError,
+    UsageFilter,
+    parse_day,
+    parse_uuid,
+    resolve,
+)
+from crabglamp.usage.service import (
+    ComputeAgentUsage,
+    LlmModelUsage,
+    PlainVmUsage,
+    Usage,
+    VoiceModelUsage,
+    usage,
+)
+
+# A bundle posted at once; larger imports go through `crabglamp import`.
+MAX_EVENTS_BODY: Final = 32 * 1024 * 1024
+BUNDLE_MEDIA_TYPES: Final = frozenset(
+    {"application/x-ndjson", "application/jsonl", "application/json", "text/plain", ""}
+)
+_OWNED: Final = (
+    bundle.MemberEntry,
+    bundle.AgentEntry,
+    bundle.PlainVmEntry,
+    bundle.KeyEntry,
+    VoiceRecord,
+    ComputeRecord,
+)
+_TRUE: Final = frozenset({"1", "true"})
+_FALSE: Final = frozenset({"0", "false"})
+
+
+def _bad(parameter: str, message: str) -> JSONResponse:
+    return error_response(400, "invalid_parameter", f"{parameter}: {message}")
+
+
+def _param(request: Request, name: str) -> str | None:
+    # An empty value (`model=`) is what a form sends for "any": treat it as absent.
+    value = request.query_params.get(name)
+    return value if value else None
+
+
+def usage_filter_of(request: Request) -> UsageFilter:
+    """The query parameters of GET /api/usage; unknown parameters are ignored."""
+    admin_raw = (_param(request, "admin") or "0").lower()
+    if admin_raw not in _TRUE | _FALSE:
+        raise FilterError("admin", f"admin must be 1 or 0, got {admin_raw!r}")
+    account = _param(request, "accountId")
+    agent = _param(request, "agentId")
+    key = _param(request, "keyId")
+    date_from = _param(request, "from")
+    date_to = _param(request, "to")
+    return UsageFilter(
+        month=_param(request, "month"),
+        date_from=parse_day(date_from, "from") if date_from else None,
+        date_to=parse_day(date_to, "to") if date_to else None,
+        account_id=parse_uuid(account, "accountId") if account else None,
+        agent_id=parse_uuid(agent, "agentId") if agent else None,
+        key_ids=(parse_uuid(key, "keyId"),) if key else None,
+        provider=_param(request, "provider"),
+        model=_param(request, "model"),
+        voice_model=_param(request, "voiceModel"),
+        admin=admin_raw in _TRUE,
+    )
+
+
+def _authenticate(request: Request) -> Caller:
+    return services(request).authenticator.authenticate(request)
+
+
+async def get_usage(request: Request) -> Response:
+    try:
+        caller = _authenticate(request)
+        wanted = usage_filter_of(request)
+        async with read_transaction(services(request).engine) as conn:
+            query = await resolve(conn, CallerScope(caller), wanted)
+            spent = await usage(conn, query)
+    except AuthError as exc:
+        return auth_error_response(exc)
+    except FilterError as exc:
+        return _bad(exc.parameter, exc.message)
+    except AccessDenied as exc:
+        return error_response(403, "forbidden", str(exc))
+    return JSONResponse(usage_json(spent))
+
+
+# The JSON of DESIGN 4.1: money as continuous cents, durations in hours
+
+
+def _cents(micros: int) -> float:
+    return micros_to_cents(micros)
+
+
+def _hours(microseconds: int) -> float:
+    return microseconds / US_PER_HOUR
+
+
+def _id(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _compute_agent(a: ComputeAgentUsage) -> dict[str, Any]:
+    return {
+        "agentId": _id(a.agent_id),
+        "agentName": a.agent_name,
+        "runningCents": _cents(a.running_micros),
+        "pausedCents": _cents(a.paused_micros),
+        "runningHours": _hours(a.running_us),
+        "pausedHours": _hours(a.paused_us),
+        "totalCents": _cents(a.total_micros),
+    }
+
+
+def _plain_vm(v: PlainVmUsage) -> dict[str, Any]:
+    return {
+        "plainVmId": str(v.plain_vm_id),
+        "plainVmName": v.plain_vm_name,
+        "costCents": _cents(v.cost_micros),
+        "hours": _hours(v.duration_us),
+    }
+
+
+def _llm_model(m: LlmModelUsage) -> dict[str, Any]:
+    return {
+        "model": m.model,
+        "provider": m.provider,
+        "totalCents": _cents(m.total_micros),
+        "requestCount": m.request_count,
+        "inputTokens": m.input_tokens,
+        "outputTokens": m.output_tokens,
+    }
+
+
+def _voice_model(m: VoiceModelUsage) -> dict[str, Any]:
+    return {
+        "voiceModel": m.voice_model,
+        "totalCents": _cents(m.total_micros),
+        "characters": m.characters,
+    }
+
+
+def usage_json(spent: Usage) -> dict[str, Any]:
+    compute, llm, voice = spent.compute, spent.llm, spent.voice
+    return {
+        "compute": {
+            "totalCents": _cents(compute.total_micros),
+            "daily": [
+                {
+                    "date": d.date.isoformat(),
+                    "agentCents": _cents(d.agent_micros),
+                    "plainVmCents": _cents(d.plain_vm_micros),
+                    "totalCents": _cents(d.total_micros),
+                    "agents": [_compute_agent(a) for a in d.agents],
+                    "plainVms": [_plain_vm(v) for v in d.plain_vms],
+                }
+                for d in compute.daily
+            ],
+            "agents": [_compute_agent(a) for a in compute.agents],
+            "plainVms": [_plain_vm(v) for v in compute.plain_vms],
+        },
+        "llm": {
+            "totalCents": _cents(llm.total_micros),
+            "daily": [
+                {
+                    "date": d.date.isoformat(),
+                    "totalCents": _cents(d.total_micros),
+                    "requestCount": d.request_count,
+                    "models": [_llm_model(m) for m in d.models],
+                }
+                for d in llm.daily
+            ],
+            "agents": [
+                {
+                    "agentId": _id(a.agent_id),
+                    "agentName": a.agent_name,
+                    "totalCents": _cents(a.total_micros),
+                    "requestCount": a.request_count,
+                }
+                for a in llm.agents
+            ],
+            "models": [_llm_model(m) for m in llm.models],
+            "keys": [
+                {
+                    "keyId": str(k.key_id),
+                    "keyName": k.key_name,
+                    "provider": k.provider,
+                    "spendCapCents": None
+                    if k.spend_cap_micros is None
+                    else _cents(k.spend_cap_micros),
+                    "totalCents": _cents(k.total_micros),
+                    "requestCount": k.request_count,
+                }
+                for k in llm.keys
+            ],
+            "hasKeys": llm.has_keys,
+        },
+        "voice": {
+            "totalCents": _cents(voice.total_micros),
+            "totalCharacters": voice.total_characters,
+            "daily": [
+                {
+                    "date": d.date.isoformat(),
+                    "totalCents": _cents(d.total_micros),
+                    "characters": d.characters,
+                    "models": [_voice_model(m) for m in d.models],
+                }
+                for d in voice.daily
+            ],
+            "agents": [
+                {
+                    "agentId": _id(a.agent_id),
+                    "agentName": a.agent_name,
+                    "totalCents": _cents(a.total_micros),
+                    "characters": a.characters,
+                }
+                for a in voice.agents
+            ],
+            "models": [_voice_model(m) for m in voice.models],
+            "hasVoiceUsage": voice.has_voice_usage,
+        },
+    }
+
+
+# POST /api/events
+
+
+def _accounts_named(lines: Iterable[bundle.BundleLine]) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """Accounts a bundle writes to directly, and the keys of its llm lines (their account is
+    the key's)."""
+    accounts: set[uuid.UUID] = set()
+    llm_keys: set[uuid.UUID] = set()
+    for line in lines:
+        item = line.item
+        if isinstance(item, bundle.AccountEntry):
+            accounts.add(item.id)
+        elif isinstance(item, LlmRecord):
+            llm_keys.add(item.key_id)
+        elif isinstance(item, _OWNED):
+            accounts.add(item.account_id)
+    return accounts, llm_keys
+
+
+async def _forbidden_accounts(
+    conn: AsyncConnection, caller: Caller, parsed: bundle.ParsedBundle
+) -> tuple[set[uuid.UUID], list[str]]:
+    """The accounts the bundle touches that the caller administers, and why it may not."""
+    accounts, llm_keys = _accounts_named(parsed.lines)
+    defined_keys = {
+        line.item.id: line.item.account_id
+        for line in parsed.lines
+        if isinstance(line.item, bundle.KeyEntry)
+    }
+    unknown = sorted(llm_keys - defined_keys.keys())
+    if unknown:
+        table = VirtualKey.__table__  # type: ignore[attr-defined]
+        rows = await conn.execute(
+            select(table.c.id, table.c.account_id).where(table.c.id.in_(unknown))
+        )
+        defined_keys.update({row[0]: row[1] for row in rows})
+    accounts |= {defined_keys[k] for k in llm_keys if k in defined_keys}
+    reasons: list[str] = []
+    if any(isinstance(line.item, UnitPrice) for line in parsed.lines):
+        reasons.append("the price catalog is platform-wide: only a platform admin may send prices")
+    allowed = set()
+    for account_id in sorted(accounts):
+        if await administers(conn, caller, account_id):
+            allowed.add(account_id)
+        else:
+            reasons.append(f"you do not administer account {account_id}")
+    return allowed, reasons
+
+
+async def post_events(request: Request) -> Response:
+    try:
+        caller = _authenticate(request)
+    except AuthError as exc:
+        return auth_error_response(exc)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in BUNDLE_MEDIA_TYPES:
+        return error_response(
+            415, "unsupported_media_type", "send the bundle as application/x-ndjson (JSON Lines)"
+        )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_EVENTS_BODY:
+        return _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_EVENTS_BODY:
+            return _too_large()
+    parsed = bundle.parse_bundle(bytes(body).split(b"\n"))
+    if parsed.line_count == 0:
+        return error_response(400, "empty_bundle", "body: the bundle holds no lines")
+    svc = services(request)
+    allowed: set[uuid.UUID] | None = None
+    if not caller.is_platform_admin:
+        async with read_transaction(svc.engine) as conn:
+            allowed, reasons = await _forbidden_accounts(conn, caller, parsed)
+        if reasons:
+            return error_response(403, "forbidden", "; ".join(reasons[:10]))
+    report = await bundle.apply_bundle(
+        svc.engine, svc.ingestor, parsed, skip_invalid=False, allowed_account_ids=allowed
+    )
+    if not report.committed:
+        problems = report.to_json()["problems"]
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "invalid_bundle",
+                    "message": f"nothing written: {report.summary()}",
+                    "problems": problems,
+                },
+                "report": report.to_json(),
+            },
+            status_code=400,
+        )
+    return JSONResponse(report.to_json())
+
+
+def _too_large() -> JSONResponse:
+    return error_response(
+        413,
+        "payload_too_large",
+        f"body: a bundle posted at once is at most {MAX_EVENTS_BODY // (1024 * 1024)} MiB; "
+        "use `crabglamp import` for more",
+    )
+
+
+async def get_openapi(_request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+def rest_routes() -> list[BaseRoute]:
+    return [
+        Route("/api/usage", get_usage, methods=["GET"]),
+        Route("/api/events", post_events, methods=["POST"]),
+        Route("/api/openapi.json", get_openapi, methods=["GET"]),
+    ]

@@ -1,0 +1,257 @@
+"""Detection as usage arrives: a background task that re-judges the keys touched since its last
+run, stores what it finds (so each anomaly is alerted once), records cap crossings and sends the
+alerts that are due; and the loop that runs it and the billing reporter in the app's lifespan.
+
+"Touched" is read from the hourly rollup: one indexed statement per run returns every key's
+hours since the start of yesterday, and a key whose hours changed (or whose cap changed) since
+the previous run is judged again for the days that changed. The first run after a start judges
+every key active since yesterday. Older days are judged when someone asks for them
+(`anomalies` for a past month) and are not alerted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.selectable import TextualSelect
+
+from crabglamp.db import read_transaction, write_transaction
+from crabglamp.jobs.alerts import (
+    AlertSender,
+    AlertSettings,
+    CappedKey,
+    anomaly_event,
+    enqueue,
+    record_cap_crossings,
+)
+from crabglamp.jobs.anomalies import (
+    Anomaly,
+    Thresholds,
+    configured_thresholds,
+    detect_key,
+    load_activity,
+    store_new,
+)
+from crabglamp.jobs.billing import BillingReporter, BillingSettings
+from crabglamp.models import LlmHourly, VirtualKey
+from crabglamp.periods import as_utc, day_start, utcnow
+
+log = logging.getLogger("crabglamp.jobs.watch")
+
+_keys = VirtualKey.__table__  # type: ignore[attr-defined]
+_hourly = LlmHourly.__table__  # type: ignore[attr-defined]
+
+
+# Each key's recent hours as one range of the rollup's primary key (account, key, hour) per key,
+# whatever the rollup's size: SQLite keeps the left table of a CROSS JOIN outer, PostgreSQL runs
+# a LATERAL subquery per key (OFFSET 0 keeps it from being merged into a scan of the rollup).
+_RECENT_HOURS_SQL = {
+    "sqlite": (
+        "SELECT h.key_id, h.hour, h.request_count, h.cost_micros "
+        "FROM virtual_key AS k CROSS JOIN llm_hourly AS h "
+        "WHERE h.account_id = k.account_id AND h.key_id = k.id AND h.hour >= :since"
+    ),
+    "postgresql": (
+        "SELECT h.key_id, h.hour, h.request_count, h.cost_micros "
+        "FROM virtual_key AS k CROSS JOIN LATERAL ("
+        " SELECT x.key_id, x.hour, x.request_count, x.cost_micros FROM llm_hourly AS x"
+        " WHERE x.account_id = k.account_id AND x.key_id = k.id AND x.hour >= :since"
+        " OFFSET 0) AS h"
+    ),
+}
+
+
+def _recent_hours(dialect: str) -> TextualSelect:
+    return (
+        text(_RECENT_HOURS_SQL[dialect])
+        .bindparams(bindparam("since", type_=_hourly.c.hour.type))
+        .columns(_hourly.c.key_id, _hourly.c.hour, _hourly.c.request_count, _hourly.c.cost_micros)
+    )
+
+
+@dataclass(slots=True)
+class WatchReport:
+    touched_keys: int = 0
+    new_anomalies: list[Anomaly] = field(default_factory=list)
+    alerts_queued: int = 0
+    delivered: int = 0
+
+
+class UsageWatcher:
+    """Judges touched keys, stores new anomalies and cap crossings, queues and sends alerts."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        thresholds: Thresholds | None = None,
+        sender: AlertSender | None = None,
+    ) -> None:
+        self.engine = engine
+        self.thresholds = thresholds or configured_thresholds()
+        self.sender = sender or AlertSender(engine)
+        # What the previous run saw: (key, hour) -> (requests, cost), and each key's cap.
+        self._hours: dict[tuple[uuid.UUID, datetime], tuple[int, int]] = {}
+        self._caps: dict[uuid.UUID, int | None] = {}
+
+    async def close(self) -> None:
+        await self.sender.close()
+
+    async def run_once(self, now: datetime | None = None) -> WatchReport:
+        now = as_utc(now or utcnow())
+        report = WatchReport()
+        touched, keys, seen = await self._touched(now)
+        report.touched_keys = len(touched)
+        if touched:
+            found = await self._judge(touched, keys, now)
+            async with write_transaction(self.engine) as conn:
+                new = await store_new(conn, found)
+                events = [anomaly_event(a, keys[a.key_id].name) for a in new if a.key_id in keys]
+                events += await record_cap_crossings(
+                    conn, [keys[k] for k in touched if keys[k].cap_micros], now
+                )
+                report.alerts_queued = await enqueue(conn, events, now)
+            report.new_anomalies = new
+        # Only once all of it committed: a failed run judges the same keys again next time.
+        self._hours, self._caps = seen, {k: v.cap_micros for k, v in keys.items()}
+        report.delivered = (await self.sender.deliver_due(now)).delivered
+        return report
+
+    async def _touched(
+        self, now: datetime
+    ) -> tuple[
+        dict[uuid.UUID, set[date]],
+        dict[uuid.UUID, CappedKey],
+        dict[tuple[uuid.UUID, datetime], tuple[int, int]],
+    ]:
+        since = day_start(now.date() - timedelta(days=1))
+        async with read_transaction(self.engine) as conn:
+            keys = {
+                key_id: CappedKey(key_id, account_id, name, cap)
+                for key_id, account_id, name, cap in await conn.execute(
+                    select(_keys.c.id, _keys.c.account_id, _keys.c.name, _keys.c.spend_cap_micros)
+                )
+            }
+            rows = await conn.execute(_recent_hours(conn.dialect.name), {"since": since})
+            seen = {(key_id, as_utc(hour)): (count, cost) for key_id, hour, count, cost in rows}
+        touched: dict[uuid.UUID, set[date]] = {}
+        for (key_id, hour), value in seen.items():
+            if self._hours.get((key_id, hour)) != value:
+                touched.setdefault(key_id, set()).add(hour.date())
+        for key_id, key in keys.items():
+            if key_id in self._caps and self._caps[key_id] != key.cap_micros:
+                touched.setdefault(key_id, set()).add(now.date())
+        return touched, keys, seen
+
+    async def _judge(
+        self,
+        touched: Mapping[uuid.UUID, set[date]],
+        keys: Mapping[uuid.UUID, CappedKey],
+        now: datetime,
+    ) -> list[Anomaly]:
+        by_account: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for key_id in touched:
+            if key_id in keys:
+                by_account.setdefault(keys[key_id].account_id, []).append(key_id)
+        found: list[Anomaly] = []
+        async with read_transaction(self.engine) as conn:
+            for account_id, key_ids in sorted(by_account.items()):
+                first = min(d for k in key_ids for d in touched[k])
+                activities, names = await load_activity(
+                    conn, [account_id], first, now.date(), self.thresholds, key_ids
+                )
+                for activity in activities:
+                    found += detect_key(
+                        activity, touched[activity.key_id], now, self.thresholds, names
+                    )
+        return found
+
+
+# The background loops of a served app
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = float(raw)
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def background_enabled() -> bool:
+    return os.environ.get("CRABGLAMP_BACKGROUND", "1").strip().lower() not in {
+        "0",
+        "false",
+        "no",
+        "off",
+    }
+
+
+class BackgroundJobs:
+    """The watcher every few seconds (CRABGLAMP_WATCH_INTERVAL_SECONDS, default 5) and the
+    billing reporter every minute (CRABGLAMP_BILLING_INTERVAL_SECONDS, when a sink is set)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        watch_interval: float | None = None,
+        billing: BillingSettings | None = None,
+        alert_settings: AlertSettings | None = None,
+    ) -> None:
+        self.watcher = UsageWatcher(engine, sender=AlertSender(engine, alert_settings))
+        self.watch_interval = watch_interval or _seconds("CRABGLAMP_WATCH_INTERVAL_SECONDS", 5.0)
+        billing = billing or BillingSettings.from_env()
+        self.reporter = BillingReporter(engine, billing) if billing.sink_url else None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        self._stopping.clear()
+        self._tasks.append(
+            asyncio.create_task(
+                self._loop(self.watcher.run_once, self.watch_interval), name="crabglamp-watch"
+            )
+        )
+        if self.reporter is not None:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._loop(self.reporter.run_once, self.reporter.settings.interval_seconds),
+                    name="crabglamp-billing",
+                )
+            )
+
+    async def stop(self, grace: float = 15.0) -> None:
+        """Let a pass that is running finish (a transaction is never cut in half), then stop."""
+        self._stopping.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._tasks.clear()
+        await self.watcher.close()
+        if self.reporter is not None:
+            await self.reporter.close()
+
+    async def _loop(self, run: Callable[[], Awaitable[object]], interval: float) -> None:
+        while not self._stopping.is_set():
+            try:
+                await run()
+            except Exception:  # a bad pass must not end the loop; the next one retries
+                log.exception("background job failed; retrying in %.0f s", interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
