@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from clocks import earlier_this_month
 from crabglamp.app import create_app
 from crabglamp.db import make_engine, write_transaction
 from crabglamp.dev.devtokens import sign_session_token
@@ -273,7 +274,9 @@ async def seed(engine: AsyncEngine, now: datetime | None = None) -> World:
             )
         )
     # This month's spend: what the key cards accrue.
-    moment = (now or datetime.now(UTC)).replace(microsecond=0) - timedelta(minutes=5)
+    moment = earlier_this_month(
+        (now or datetime.now(UTC)).replace(microsecond=0), timedelta(minutes=5)
+    )
     for i, (key_id, cost) in enumerate(
         ((world.prod_key, 12_345_678), (world.prod_key, 1_000_001), (world.dev_key, 250_000_000))
     ):

@@ -12,13 +12,16 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import time_machine
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from clocks import FIXED_CLOCKS
 from crabglamp.db import make_engine
 from crabglamp.migrate import upgrade
 
@@ -27,6 +30,15 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 T = TypeVar("T")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(params=list(FIXED_CLOCKS.values()), ids=list(FIXED_CLOCKS))
+def fixed_clock(request: pytest.FixtureRequest) -> Iterator[datetime]:
+    """The wall clock of this test process reads each fixed moment in turn (and runs on from
+    it), so a test that asks for it shows it holds on month ends, month starts and 1 January."""
+    moment: datetime = request.param
+    with time_machine.travel(moment, tick=True):
+        yield moment
 
 
 def _postgres_problem() -> str | None:

@@ -435,7 +435,7 @@ async def test_endpoints_are_managed_by_account_admins_through_graphql(
 
 
 async def test_a_served_app_detects_and_alerts_as_usage_arrives(
-    engine: AsyncEngine, db_url: str, monkeypatch: pytest.MonkeyPatch
+    fixed_clock: datetime, engine: AsyncEngine, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import asyncio
 

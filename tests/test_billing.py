@@ -271,7 +271,7 @@ def _compute_close(record: ComputeRecord, end: datetime) -> ComputeRecord:
 
 
 async def test_a_served_app_reports_to_the_configured_sink(
-    engine: AsyncEngine, db_url: str, monkeypatch: pytest.MonkeyPatch
+    fixed_clock: datetime, engine: AsyncEngine, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from crabglamp.app import create_app
     from crabglamp.periods import utcnow

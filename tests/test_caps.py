@@ -69,7 +69,7 @@ async def _reserve(caps: SpendCaps, key: CreatedKey, amount: int, now: datetime 
 
 
 async def test_reserve_settle_and_release_move_money_exactly(
-    engine: AsyncEngine, caps: SpendCaps, writer: GroupCommitWriter
+    fixed_clock: datetime, engine: AsyncEngine, caps: SpendCaps, writer: GroupCommitWriter
 ) -> None:
     key = await make_key(engine, cap_micros=100 * CENT)
     first = await _reserve(caps, key, 60 * CENT)
@@ -129,7 +129,7 @@ async def test_a_new_calendar_month_starts_from_zero(
 
 
 async def test_a_month_starts_from_the_spend_already_recorded(
-    engine: AsyncEngine, caps: SpendCaps
+    fixed_clock: datetime, engine: AsyncEngine, caps: SpendCaps
 ) -> None:
     key = await make_key(engine, cap_micros=10 * CENT)
     ingestor = Ingestor(engine)
@@ -152,7 +152,7 @@ async def test_a_month_starts_from_the_spend_already_recorded(
 
 
 async def test_reconcile_counts_spend_that_arrived_by_import(
-    engine: AsyncEngine, caps: SpendCaps
+    fixed_clock: datetime, engine: AsyncEngine, caps: SpendCaps
 ) -> None:
     key = await make_key(engine, cap_micros=10 * CENT)
     assert isinstance(await _reserve(caps, key, 1 * CENT), Reservation)
@@ -165,7 +165,7 @@ async def test_reconcile_counts_spend_that_arrived_by_import(
 
 
 async def test_the_sweeper_frees_reservations_that_outlived_their_request(
-    engine: AsyncEngine, caps: SpendCaps, writer: GroupCommitWriter
+    fixed_clock: datetime, engine: AsyncEngine, caps: SpendCaps, writer: GroupCommitWriter
 ) -> None:
     key = await make_key(engine, cap_micros=10 * CENT)
     stale = await _reserve(caps, key, 10 * CENT)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, BrowserContext, Page
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "frontend" / "dist"
@@ -32,6 +34,19 @@ PHONE = {"width": 390, "height": 844}
 class LiveServer:
     base_url: str
     workdir: Path
+    # The server's wall clock: None is the real one; else it read `clock` at `started` (real
+    # time.time()) and runs on from there.
+    clock: datetime | None = None
+    started: float = 0.0
+
+    def now(self) -> datetime:
+        """What the server's (and the browser's) clock reads now."""
+        if self.clock is None:
+            return datetime.now(UTC)
+        return datetime.fromtimestamp(self.clock.timestamp() + time.time() - self.started, UTC)
+
+    def today(self) -> date:
+        return self.now().date()
 
     def graphql(self, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
         response = httpx.post(
@@ -53,6 +68,13 @@ class LiveServer:
         )
         assert response.status_code == 200, response.text
         return response.json()
+
+
+def new_context(browser: Browser, server: LiveServer, **options: Any) -> BrowserContext:
+    """A browser context whose clock reads what the server's does (the page's "this month")."""
+    context = browser.new_context(**options)
+    context.clock.install(time=server.now())
+    return context
 
 
 def sign_in(

@@ -13,12 +13,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, DIST, LAPTOP, LiveServer
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DIST,
+    LAPTOP,
+    LiveServer,
+    new_context,
+)
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from clocks import FIXED_CLOCKS
 
 
 def _free_port() -> int:
@@ -28,8 +38,25 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+AT_CLOCK = Path(__file__).resolve().parents[1] / "at_clock.py"
+
+
+# Every browser test runs on today's clock and again at each fixed clock, on a demo seeded at
+# that moment (pytest runs a module's tests grouped by this parameter: one server at a time).
+@pytest.fixture(scope="module", params=[None, *FIXED_CLOCKS], ids=["today", *FIXED_CLOCKS])
+def live_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    clock = FIXED_CLOCKS[request.param] if request.param else None
+    started = time.time()
+
+    def python() -> list[str]:
+        # One timeline for the seeding and the server: each starts where the clock has got to.
+        if clock is None:
+            return [sys.executable]
+        moment = datetime.fromtimestamp(clock.timestamp() + time.time() - started, UTC)
+        return [sys.executable, str(AT_CLOCK), moment.isoformat()]
+
     if not (DIST / "index.html").exists():
         pytest.fail("the dashboard is not built: run ./just frontend (./just test does it)")
     workdir = tmp_path_factory.mktemp("live")
@@ -44,7 +71,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     env.pop("CRABGLAMP_PRODUCTION", None)
     env.pop("CLERK_JWT_KEY", None)
     subprocess.run(
-        [sys.executable, "-m", "crabglamp.cli", "demo", "--no-serve"],
+        [*python(), "-m", "crabglamp.cli", "demo", "--no-serve"],
         cwd=workdir,
         env=env,
         check=True,
@@ -55,7 +82,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     log = (workdir / "server.log").open("wb")
     server = subprocess.Popen(
         [
-            sys.executable,
+            *python(),
             "-m",
             "uvicorn",
             "crabglamp.server:app",
@@ -82,7 +109,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             if server.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the server did not start: {(workdir / 'server.log').read_text()}")
             time.sleep(0.2)
-        yield LiveServer(base_url, workdir)
+        yield LiveServer(base_url, workdir, clock, started)
     finally:
         server.terminate()
         try:
@@ -111,8 +138,8 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport=LAPTOP, accept_downloads=True)
+def context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
+    ctx = new_context(browser, live_server, viewport=LAPTOP, accept_downloads=True)
     yield ctx
     ctx.close()
 

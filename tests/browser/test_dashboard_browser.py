@@ -6,12 +6,12 @@ import csv
 import io
 import re
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
-from browser_support import PHONE, LiveServer, screenshot, sign_in
+from browser_support import PHONE, LiveServer, new_context, screenshot, sign_in
 from playwright.sync_api import Browser, Page, Request, Route, expect
 
 pytestmark = pytest.mark.browser
@@ -289,7 +289,7 @@ def test_range_and_filters_change_cards_chart_and_url(page: Page, live_server: L
 
     page.get_by_label("Period", exact=True).select_option("last-7-days")
     expect(page).to_have_url(re.compile(r"\?range=last-7-days$"))
-    today = datetime.now(UTC).date()
+    today = live_server.today()
     week = {"from": str(today - timedelta(days=6)), "to": str(today)}
     api = live_server.graphql(token, CARD_QUERY, {"filter": week})
     wait_for_view(page, 7, api["usage"]["llm"]["totalCents"])
@@ -338,16 +338,39 @@ def test_range_and_filters_change_cards_chart_and_url(page: Page, live_server: L
 
 
 def test_a_shared_address_opens_the_same_view(page: Page, live_server: LiveServer) -> None:
-    token = open_dashboard(page, live_server, "?from=2026-10-05&to=2026-10-18&provider=anthropic")
-    api = live_server.graphql(
-        token,
-        DAILY_QUERY,
-        {"filter": {"from": "2026-10-05", "to": "2026-10-18", "provider": "anthropic"}},
+    # Two weeks of the month before this one: the demo always holds it, whatever the day.
+    first = (live_server.today().replace(day=1) - timedelta(days=1)).replace(day=5)
+    span = {"from": str(first), "to": str(first + timedelta(days=13))}
+    token = open_dashboard(
+        page, live_server, f"?from={span['from']}&to={span['to']}&provider=anthropic"
     )
+    api = live_server.graphql(token, DAILY_QUERY, {"filter": {**span, "provider": "anthropic"}})
+    assert api["usage"]["llm"]["totalCents"] > 0, "the demo has Anthropic traffic in that span"
     wait_for_view(page, 14, api["usage"]["llm"]["totalCents"])
     expect(page.get_by_label("Period", exact=True)).to_have_value("custom")
-    expect(page.locator("#range-from")).to_have_value("2026-10-05")
+    expect(page.locator("#range-from")).to_have_value(span["from"])
     expect(page.locator("#provider-filter summary")).to_contain_text("anthropic")
+
+
+def test_a_newcomer_finds_the_three_demo_anomalies_on_the_default_view(
+    page: Page, live_server: LiveServer
+) -> None:
+    open_dashboard(page, live_server)
+    panel = page.locator("#anomalies")
+    expect(panel).to_have_attribute("data-state", "ready")
+    for kind in ("SPIKE_ON_QUIET_KEY", "CAP_TRAJECTORY", "RUNAWAY_DAY"):
+        expect(panel.locator(f'.anomaly[data-kind="{kind}"]').first).to_be_visible()
+    # Early in a month the leak and the runaway day belong to the month before: the panel
+    # reaches back a week, and says so.
+    today = live_server.today()
+    since = page.locator("#anomalies .anomaly-since")
+    if today.day < 7:
+        expect(since).to_contain_text("The month has just begun")
+    else:
+        expect(since).to_have_count(0)
+    expect(
+        page.locator(".key-card:is(.level-warn, .level-danger, .level-over)").first
+    ).to_be_visible()
 
 
 def test_rotating_a_key_from_an_anomaly_shows_the_new_secret_once(
@@ -409,7 +432,7 @@ def test_the_docs_and_their_markdown_view_load(page: Page, live_server: LiveServ
 
 
 def test_the_phone_layout_fits_the_screen(browser: Browser, live_server: LiveServer) -> None:
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context = new_context(browser, live_server, viewport=PHONE, is_mobile=True, has_touch=True)
     try:
         page = context.new_page()
         open_dashboard(page, live_server)
@@ -425,7 +448,7 @@ def test_the_phone_layout_fits_the_screen(browser: Browser, live_server: LiveSer
 
 
 def test_data_as_of_refreshes_on_its_own(page: Page, live_server: LiveServer) -> None:
-    page.clock.install()
+    # The context's clock is installed (browser_support.new_context): it can be moved on.
     open_dashboard(page, live_server)
     stamp = page.locator(".freshness time")
     expect(stamp).to_have_text(re.compile(r"^\d\d:\d\d:\d\d UTC$"))
@@ -441,7 +464,7 @@ def test_data_as_of_refreshes_on_its_own(page: Page, live_server: LiveServer) ->
 
 
 def test_csv_export_holds_the_current_view(page: Page, live_server: LiveServer) -> None:
-    today = datetime.now(UTC).date()
+    today = live_server.today()
     span = {"from": str(today - timedelta(days=29)), "to": str(today)}
     token = sign_in(page, live_server, next_path="/docs")
     compute_before = live_server.graphql(token, CARD_QUERY, {"filter": span})["usage"]["compute"]

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_support import ALICE, World, bearer, graphql
+from clocks import earlier_this_month
 from crabglamp.ingest.ingestor import Ingestor, VoiceRecord
 from crabglamp.money import micros_to_cents
 from crabglamp.proxy.caps import recorded_spend
@@ -23,10 +24,10 @@ async def _cards(client: httpx.AsyncClient) -> dict[str, dict[str, float]]:
 
 
 async def test_speech_made_with_a_key_counts_on_its_card_as_on_its_cap(
-    client: httpx.AsyncClient, engine: AsyncEngine, world: World
+    fixed_clock: datetime, client: httpx.AsyncClient, engine: AsyncEngine, world: World
 ) -> None:
     before = await _cards(client)
-    moment = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    moment = earlier_this_month(datetime.now(UTC).replace(microsecond=0), timedelta(minutes=2))
     await Ingestor(engine).record(
         [
             VoiceRecord(

@@ -957,13 +957,15 @@ async def _earlier_runaway(conn: AsyncConnection, today: date) -> date | None:
 
 
 def _cap_for(spent_micros: int, now: datetime) -> int:
-    """A cap that month-to-date spend is 60-95% of, below the month-end projection."""
+    """A cap that month-to-date spend is 80-95% of (the dashboard's warning colours start at 75%),
+    below the month-end projection, at any moment of the month: the 1st included."""
     month = month_period(now.year, now.month)
     elapsed = (now - month.start_dt).total_seconds() / (
         month.end_dt - month.start_dt
     ).total_seconds()
     elapsed = min(max(elapsed, 1e-6), 1.0)
-    share = max(0.6 + 0.3 * elapsed, elapsed + (1.0 - elapsed) / 2)
+    # 82%, not 80: rounding the cap up to three digits may take a point off.
+    share = max(0.82 + 0.13 * elapsed, elapsed + (1.0 - elapsed) / 2)
     exact = spent_micros / share
     # Three significant digits when they keep the story; finer when the month is nearly over.
     digits = 3

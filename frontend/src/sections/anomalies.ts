@@ -26,6 +26,7 @@ export class AnomaliesSection {
   readonly el: HTMLElement;
   private readonly body: HTMLElement;
   data: Anomaly[] | null = null;
+  private reachBackTo: string | null = null;
 
   constructor(private readonly actions: AnomalyActions) {
     const frame = section(
@@ -43,8 +44,9 @@ export class AnomaliesSection {
       loading(this.body, "Loading anomalies", 2);
     }
     try {
-      const answer = await execute(AnomaliesDocument, { accountId: scope.accountId, ...scope.periodVars }, signal);
+      const answer = await execute(AnomaliesDocument, { accountId: scope.accountId, ...scope.anomalyVars }, signal);
       this.data = [...answer.anomalies].sort((a, b) => b.date.localeCompare(a.date) || b.severity - a.severity);
+      this.reachBackTo = scope.anomaliesReachBackTo;
       this.render(this.data);
     } catch (error) {
       if (isAbort(error)) return;
@@ -66,12 +68,15 @@ export class AnomaliesSection {
       setState(this.el, "empty");
       replace(
         this.body,
-        empty("Nothing unusual in this period", "You will see leaked-key spikes, caps about to be reached and runaway days here."),
+        empty(this.reachBackTo ? `Nothing unusual since ${longDay(this.reachBackTo)}` : "Nothing unusual in this period", "You will see leaked-key spikes, caps about to be reached and runaway days here."),
       );
       return;
     }
     setState(this.el, "ready");
-    replace(this.body, h("ul", { className: "anomaly-list", role: "list" }, anomalies.map((a) => this.item(a))));
+    const since = this.reachBackTo
+      ? h("p", { className: "hint anomaly-since" }, `The month has just begun: showing anomalies since ${longDay(this.reachBackTo)}.`)
+      : null;
+    replace(this.body, since, h("ul", { className: "anomaly-list", role: "list" }, anomalies.map((a) => this.item(a))));
   }
 
   private item(anomaly: Anomaly): HTMLElement {
