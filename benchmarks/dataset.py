@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from crabglamp.db import make_engine, write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
 from crabglamp.migrate import upgrade
 from crabglamp.models import Account, Agent, PlainVm, VirtualKey
@@ -405,7 +406,7 @@ async def write_entities(engine: AsyncEngine, shape: Shape, entities: Entities) 
     async with write_transaction(engine) as conn:
         for model, rows in _entity_rows(shape, entities).items():
             if rows:
-                await conn.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
+                await conn.execute(table_of(model).insert(), rows)
 
 
 async def ingest(

@@ -24,6 +24,7 @@ from benchmarks.dataset import (
 )
 from benchmarks.registry import Context, Result, benchmark
 from crabglamp.db import make_engine
+from crabglamp.db.tables import table_of
 from crabglamp.migrate import upgrade
 
 GOAL = {"sqlite": 50_000, "postgres": 20_000}
@@ -169,7 +170,7 @@ async def p3_floor(ctx: Context) -> list[Result]:
         for start in range(0, len(rows), size):
             t0 = time.perf_counter()
             async with write_transaction(engine) as conn:
-                await insert_rows(conn, LlmEvent.__table__, rows[start : start + size])  # type: ignore[attr-defined]
+                await insert_rows(conn, table_of(LlmEvent), rows[start : start + size])
             seconds += time.perf_counter() - t0
     finally:
         await engine.dispose()

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from benchmarks.dataset import BENCH_DIR, fresh_path, prepare_dir
 from benchmarks.registry import Context, Result, benchmark, percentile
 from crabglamp.db import make_engine, write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.keys import CreatedKey, create_key
 from crabglamp.migrate import upgrade
 from crabglamp.models import Account
@@ -233,7 +234,9 @@ async def _seed(db_url: str) -> tuple[uuid.UUID, CreatedKey]:
         account_id = uuid.uuid4()
         async with write_transaction(engine) as conn:
             await conn.execute(
-                Account.__table__.insert().values(  # type: ignore[attr-defined]
+                table_of(Account)
+                .insert()
+                .values(  # type: ignore[attr-defined]
                     id=account_id, name="Bench", owner_user_id=OWNER
                 )
             )

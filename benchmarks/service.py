@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from benchmarks.dataset import BENCH_MONTH
 from benchmarks.registry import Context, Result, benchmark, percentile
 from crabglamp.db import read_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.models import LlmDaily, LlmEvent
 from crabglamp.usage.service import (
     RequestLogQuery,
@@ -31,8 +32,8 @@ from crabglamp.usage.service import (
 
 # Open compute intervals accrue until "now"; a fixed now keeps the figures reproducible.
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-_events = LlmEvent.__table__  # type: ignore[attr-defined]
-_daily = LlmDaily.__table__  # type: ignore[attr-defined]
+_events = table_of(LlmEvent)
+_daily = table_of(LlmDaily)
 
 
 async def _timed(

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from clocks import earlier_this_month
 from crabglamp.app import create_app
 from crabglamp.db import make_engine, write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.dev.devtokens import sign_session_token
 from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
 from crabglamp.migrate import upgrade
@@ -180,7 +181,7 @@ async def seed(engine: AsyncEngine, now: datetime | None = None) -> World:
             (PlainVm, vms),
             (VirtualKey, keys),
         ):
-            await conn.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
+            await conn.execute(table_of(model).insert(), rows)
 
     rng = random.Random(20261003)
     events: list[Record] = []

@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 
 from crabglamp.app import create_app
 from crabglamp.db import read_transaction, write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.dev.fake_upstream import create_fake_upstream
 from crabglamp.keys import CreatedKey, create_key
 from crabglamp.models import Account, LlmEvent, Price, SpendReservation, VoiceEvent
@@ -122,7 +123,7 @@ async def proxy_stack(
 async def make_account(engine: AsyncEngine, name: str = "Acme") -> uuid.UUID:
     account_id = uuid.uuid4()
     async with write_transaction(engine) as conn:
-        await conn.execute(Account.__table__.insert().values(id=account_id, name=name))  # type: ignore[attr-defined]
+        await conn.execute(table_of(Account).insert().values(id=account_id, name=name))
     return account_id
 
 
@@ -143,7 +144,9 @@ async def make_key(
 async def add_cap_model_price(engine: AsyncEngine) -> None:
     async with write_transaction(engine) as conn:
         await conn.execute(
-            Price.__table__.insert().values(  # type: ignore[attr-defined]
+            table_of(Price)
+            .insert()
+            .values(  # type: ignore[attr-defined]
                 provider="openai",
                 model=CAP_MODEL,
                 kind="llm",
@@ -162,12 +165,12 @@ async def spend(engine: AsyncEngine, key_id: uuid.UUID) -> MonthSpend:
 
 async def reservations(engine: AsyncEngine) -> int:
     async with read_transaction(engine) as conn:
-        table = SpendReservation.__table__  # type: ignore[attr-defined]
+        table = table_of(SpendReservation)
         return int((await conn.execute(select(func.count()).select_from(table))).scalar() or 0)
 
 
 async def events(engine: AsyncEngine, key_id: uuid.UUID) -> list[dict[str, Any]]:
-    table = LlmEvent.__table__  # type: ignore[attr-defined]
+    table = table_of(LlmEvent)
     async with read_transaction(engine) as conn:
         rows = await conn.execute(
             select(table).where(table.c.key_id == key_id).order_by(table.c.ts)
@@ -176,7 +179,7 @@ async def events(engine: AsyncEngine, key_id: uuid.UUID) -> list[dict[str, Any]]
 
 
 async def voice_events(engine: AsyncEngine, key_id: uuid.UUID) -> list[dict[str, Any]]:
-    table = VoiceEvent.__table__  # type: ignore[attr-defined]
+    table = table_of(VoiceEvent)
     async with read_transaction(engine) as conn:
         rows = await conn.execute(select(table).where(table.c.key_id == key_id))
         return [dict(row._mapping) for row in rows]

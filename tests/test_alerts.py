@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_support import ALICE, BOB, GINA, World, bearer, graphql, seed, serve, settings_for
 from crabglamp.db import read_transaction, write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.ingest.ingestor import Ingestor, LlmRecord
 from crabglamp.jobs import alerts
 from crabglamp.jobs.alerts import AlertSender, AlertSettings, verify_signature
@@ -33,9 +34,9 @@ async def _account(
     account_id = uuid.uuid4()
     key_ids = [uuid.uuid4() for _ in keys]
     async with write_transaction(engine) as conn:
-        await conn.execute(Account.__table__.insert(), [{"id": account_id, "name": "Hooli"}])  # type: ignore[attr-defined]
+        await conn.execute(table_of(Account).insert(), [{"id": account_id, "name": "Hooli"}])
         await conn.execute(
-            VirtualKey.__table__.insert(),  # type: ignore[attr-defined]
+            table_of(VirtualKey).insert(),
             [
                 {
                     "id": key_id,
@@ -273,7 +274,7 @@ async def test_cap_crossings_at_50_80_and_100_percent_alert_once_each(engine: As
     assert "refused until the cap is raised" in crossings[2]["data"]["message"]
     assert len({e["id"] for e in crossings}) == 4
     async with read_transaction(engine) as conn:
-        rows = await conn.execute(select(AlertDelivery.__table__.c.event_id))  # type: ignore[attr-defined]
+        rows = await conn.execute(select(table_of(AlertDelivery).c.event_id))
         ids = [row[0] for row in rows]
     assert len(ids) == len(set(ids))  # one delivery per event and endpoint, ever
 
@@ -287,8 +288,9 @@ async def test_raising_the_cap_starts_its_thresholds_afresh(engine: AsyncEngine)
         await watcher.run_once(NOW)
         async with write_transaction(engine) as conn:
             await conn.execute(
-                VirtualKey.__table__.update()  # type: ignore[attr-defined]
-                .where(VirtualKey.__table__.c.id == key_id)  # type: ignore[attr-defined]
+                table_of(VirtualKey)
+                .update()  # type: ignore[attr-defined]
+                .where(table_of(VirtualKey).c.id == key_id)
                 .values(spend_cap_micros=1500 * CENT)
             )
         await watcher.run_once(NOW + timedelta(minutes=1))  # a changed cap is a touched key

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
 from crabglamp.jobs.alerts import verify_signature
 from crabglamp.jobs.billing import SIGNATURE_HEADER, BillingReporter, BillingSettings, line_states
@@ -88,15 +89,15 @@ async def _shop(engine: AsyncEngine) -> Shop:
     shop = Shop([uuid.uuid4(), uuid.uuid4()], [uuid.uuid4(), uuid.uuid4()], [uuid.uuid4()])
     async with write_transaction(engine) as conn:
         await conn.execute(
-            Account.__table__.insert(),  # type: ignore[attr-defined]
+            table_of(Account).insert(),
             [{"id": a, "name": f"account-{i}"} for i, a in enumerate(shop.accounts)],
         )
         await conn.execute(
-            Agent.__table__.insert(),  # type: ignore[attr-defined]
+            table_of(Agent).insert(),
             [{"id": shop.agents[0], "account_id": shop.accounts[0], "name": "support-bot"}],
         )
         await conn.execute(
-            VirtualKey.__table__.insert(),  # type: ignore[attr-defined]
+            table_of(VirtualKey).insert(),
             [
                 {"id": k, "account_id": a, "name": f"key-{i}", "status": "active"}
                 for i, (k, a) in enumerate(zip(shop.keys, shop.accounts, strict=True))

@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
 from crabglamp.db.bulk import add_to_sums, existing_ids, insert_rows
+from crabglamp.db.tables import table_of
 from crabglamp.models import NONE_ID, ComputeInterval, LlmDaily, LlmEvent
 
-_events = LlmEvent.__table__  # type: ignore[attr-defined]
-_intervals = ComputeInterval.__table__  # type: ignore[attr-defined]
-_daily = LlmDaily.__table__  # type: ignore[attr-defined]
+_events = table_of(LlmEvent)
+_intervals = table_of(ComputeInterval)
+_daily = table_of(LlmDaily)
 
 
 def _event(event_id: str, **overrides: Any) -> dict[str, Any]:

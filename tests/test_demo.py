@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clocks import FIXED_CLOCKS
 from crabglamp.db import make_engine, read_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.dev import demo
 from crabglamp.jobs.anomalies import AnomalyKind, anomalies_in_period
 from crabglamp.models import (
@@ -38,7 +39,7 @@ MID = datetime(2026, 3, 18, 15, 42, 10, tzinfo=UTC)
 EARLY = datetime(2026, 6, 2, 1, 30, tzinfo=UTC)
 SCALE = 0.02  # the background traffic at 2%; the planted keys keep their full volume
 
-_t = lambda model: model.__table__  # noqa: E731
+_t = lambda model: table_of(model)  # noqa: E731
 
 
 async def _seed(db_url: str, now: datetime, seed: int = 7) -> demo.DemoSummary:

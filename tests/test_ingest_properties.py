@@ -27,8 +27,8 @@ from crabglamp.ingest.ingestor import (
     LlmRecord,
     Record,
     VoiceRecord,
-    compute_cost_pieces,
 )
+from crabglamp.intervals import compute_cost_pieces
 from crabglamp.models import NONE_ID, Account, Agent, PlainVm, VirtualKey
 from crabglamp.periods import Period, as_utc, parse_month, split_by_day
 from crabglamp.usage.service import UsageQuery, usage

@@ -21,6 +21,7 @@ from crabglamp.access import Caller
 from crabglamp.api.graphql.context import make_context
 from crabglamp.api.graphql.schema import schema
 from crabglamp.db import make_engine, write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, VoiceRecord
 from crabglamp.models import Account, VirtualKey
 from crabglamp.periods import month_period
@@ -107,11 +108,11 @@ async def _record(
     account, key = uuid.uuid4(), uuid.uuid4()
     async with write_transaction(engine) as conn:
         await conn.execute(
-            Account.__table__.insert(),  # type: ignore[attr-defined]
+            table_of(Account).insert(),
             [{"id": account, "name": "Inv", "owner_user_id": CALLER.user_id}],
         )
         await conn.execute(
-            VirtualKey.__table__.insert(),  # type: ignore[attr-defined]
+            table_of(VirtualKey).insert(),
             [{"id": key, "account_id": account, "name": "k", "status": "active"}],
         )
     start = datetime(2026, 10, 2, tzinfo=UTC)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api_support import ALICE, BOB, GINA, World, bearer, seed, serve, settings_for
 from crabglamp.cli import main
 from crabglamp.db import make_engine, read_transaction, write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.key_secrets import hash_secret, is_well_formed
 from crabglamp.keys import (
     AccountNotFound,
@@ -44,7 +45,7 @@ async def test_create_shows_the_secret_once_and_stores_only_its_hash(
     assert is_well_formed(created.secret)
     assert created.key.secret_prefix == created.secret[:12]
     assert created.key.spend_cap_micros == 5_000_000 and created.key.provider == "openai"
-    table = VirtualKey.__table__  # type: ignore[attr-defined]
+    table = table_of(VirtualKey)
     async with read_transaction(engine) as conn:
         row = (await conn.execute(select(table).where(table.c.id == created.key.id))).one()
         assert row.secret_hash == hash_secret(created.secret)
@@ -59,7 +60,7 @@ async def test_create_refuses_what_cannot_be_a_key(engine: AsyncEngine) -> None:
     foreign_agent = uuid.uuid4()
     async with write_transaction(engine) as conn:
         await conn.execute(
-            Agent.__table__.insert().values(id=foreign_agent, account_id=other, name="bot")  # type: ignore[attr-defined]
+            table_of(Agent).insert().values(id=foreign_agent, account_id=other, name="bot")
         )
     async with write_transaction(engine) as conn:
         missing = await create_key(conn, uuid.uuid4(), "prod")
@@ -73,7 +74,7 @@ async def test_create_refuses_what_cannot_be_a_key(engine: AsyncEngine) -> None:
     assert isinstance(bad_provider, InvalidKeyInput) and bad_provider.field == "provider"
     assert isinstance(wrong_agent, InvalidKeyInput) and wrong_agent.field == "agentId"
     async with read_transaction(engine) as conn:
-        table = VirtualKey.__table__  # type: ignore[attr-defined]
+        table = table_of(VirtualKey)
         assert (await conn.execute(select(table.c.id))).all() == []
 
 

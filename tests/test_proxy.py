@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.dev.fake_upstream import FakeState, prompt_tokens
 from crabglamp.key_secrets import generate_secret
 from crabglamp.keys import RotatedKey, revoke_key, rotate_key
@@ -215,7 +216,7 @@ async def test_rotation_grace_period_and_history_through_the_proxy(
             assert isinstance(rotated, RotatedKey)
             await old.chat.completions.create(model="gpt-4o-mini", messages=message)  # type: ignore[arg-type]
             # The grace period ends (as if an hour passed).
-            table = VirtualKeySecret.__table__  # type: ignore[attr-defined]
+            table = table_of(VirtualKeySecret)
             async with write_transaction(engine) as conn:
                 await conn.execute(update(table).values(expires_at=utcnow() - timedelta(seconds=1)))
             with pytest.raises(openai.AuthenticationError) as expired:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.dev.fake_upstream import create_fake_upstream
 from crabglamp.models import KeySpend
 from proxy_support import (
@@ -38,7 +39,7 @@ ESTIMATE = 1000 * CAP_OUTPUT_MICROS_PER_TOKEN  # $0.10: max_tokens=1000, input f
 
 async def _peak_commitment(engine: AsyncEngine, done: asyncio.Event, peaks: dict[str, int]) -> None:
     """Sample spent + reserved of every key until `done`, keeping the highest per key."""
-    table = KeySpend.__table__  # type: ignore[attr-defined]
+    table = table_of(KeySpend)
     while not done.is_set():
         async with read_transaction(engine) as conn:
             rows = await conn.execute(

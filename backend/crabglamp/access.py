@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.db.tables import table_of
 from crabglamp.models import Account, Member
 
-_accounts = Account.__table__  # type: ignore[attr-defined]
-_members = Member.__table__  # type: ignore[attr-defined]
+_accounts = table_of(Account)
+_members = table_of(Member)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ from crabglamp.api.graphql.view import GraphQLView
 from crabglamp.api.rest import rest_routes
 from crabglamp.api.services import Services, services
 from crabglamp.db import make_engine, read_transaction
-from crabglamp.dev.devtokens import dev_routes, dev_settings
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.jobs.watch import BackgroundJobs, background_enabled
 from crabglamp.prices import load_price_book
@@ -51,6 +50,20 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+def _dev_routes() -> list[BaseRoute]:
+    # The one place product code reaches into dev/ (ARCHITECTURE.md): lazily, never in production.
+    from crabglamp.dev.devtokens import dev_routes
+
+    return dev_routes()
+
+
+def _dev_auth(settings: Settings) -> Settings:
+    """Outside production and without CLERK_JWT_KEY, verify the local dev key's tokens."""
+    from crabglamp.dev.devtokens import dev_settings
+
+    return dev_settings(settings)
+
+
 def _routes(settings: Settings, proxy: ProxySlot) -> list[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
@@ -59,7 +72,7 @@ def _routes(settings: Settings, proxy: ProxySlot) -> list[BaseRoute]:
         *rest_routes(),
         *proxy_routes(proxy),
         # Development sign-in with locally signed tokens; never mounted in production.
-        *([] if settings.production else dev_routes()),
+        *([] if settings.production else _dev_routes()),
         # `/`, the dashboard SPA and the docs; last, so the API's paths win.
         *dashboard_routes(settings),
     ]
@@ -83,7 +96,7 @@ def create_app(
             prices = await load_price_book(conn)
         ingestor = Ingestor(db, prices)
         # Outside production and without CLERK_JWT_KEY this verifies the local dev key's tokens.
-        authenticator = Authenticator(dev_settings(settings))
+        authenticator = Authenticator(settings if settings.production else _dev_auth(settings))
         writer = GroupCommitWriter(ingestor)
         await writer.start()
         proxy = Proxy(db, writer, prices, load_proxy_config(settings.upstream_config))

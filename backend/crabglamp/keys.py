@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.db.tables import table_of
 from crabglamp.key_secrets import (
     Environment,
     display_prefix,
@@ -26,10 +27,10 @@ from crabglamp.key_secrets import (
 from crabglamp.models import Account, Agent, VirtualKey, VirtualKeySecret
 from crabglamp.periods import as_utc, utcnow
 
-_keys = VirtualKey.__table__  # type: ignore[attr-defined]
-_retired = VirtualKeySecret.__table__  # type: ignore[attr-defined]
-_accounts = Account.__table__  # type: ignore[attr-defined]
-_agents = Agent.__table__  # type: ignore[attr-defined]
+_keys = table_of(VirtualKey)
+_retired = table_of(VirtualKeySecret)
+_accounts = table_of(Account)
+_agents = table_of(Agent)
 
 PROVIDER_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_NAME_LENGTH = 200

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.db.tables import table_of
 from crabglamp.models import Price
 from crabglamp.money import mul_div_half_up
 from crabglamp.periods import as_utc
@@ -188,7 +189,7 @@ def default_price_book() -> PriceBook:
 
 async def load_price_book(conn: AsyncConnection) -> PriceBook:
     """The catalog in the database, or the default one where the database has none."""
-    rows = (await conn.execute(select(Price.__table__))).mappings().all()  # type: ignore[attr-defined]
+    rows = (await conn.execute(select(table_of(Price)))).mappings().all()
     if not rows:
         return default_price_book()
     return PriceBook(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_support import ALICE, MONTH, ROOT, World, bearer, count_statements, graphql
 from crabglamp.db import write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.ingest.ingestor import Ingestor, LlmRecord
 from crabglamp.models import Agent, VirtualKey
 
@@ -110,8 +111,8 @@ async def _grow(engine: AsyncEngine, w: World) -> None:
         for i in range(30)
     ]
     async with write_transaction(engine) as conn:
-        await conn.execute(Agent.__table__.insert(), agents)  # type: ignore[attr-defined]
-        await conn.execute(VirtualKey.__table__.insert(), keys)  # type: ignore[attr-defined]
+        await conn.execute(table_of(Agent).insert(), agents)
+        await conn.execute(table_of(VirtualKey).insert(), keys)
     now = datetime.now(UTC).replace(microsecond=0)
     records = []
     for i, key in enumerate(keys):

@@ -23,6 +23,7 @@ from crabglamp.api.openapi import openapi_document
 from crabglamp.api.services import services
 from crabglamp.bundle import apply as bundle
 from crabglamp.db import read_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.ingest.ingestor import ComputeRecord, LlmRecord, VoiceRecord
 from crabglamp.models import VirtualKey
 from crabglamp.money import micros_to_cents
@@ -284,7 +285,7 @@ async def _forbidden_accounts(
     }
     unknown = sorted(llm_keys - defined_keys.keys())
     if unknown:
-        table = VirtualKey.__table__  # type: ignore[attr-defined]
+        table = table_of(VirtualKey)
         rows = await conn.execute(
             select(table.c.id, table.c.account_id).where(table.c.id.in_(unknown))
         )

@@ -61,12 +61,13 @@ from pathlib import Path
 from typing import IO, Any, Final, TextIO, TypeVar
 
 from sqlalchemy import RowMapping, Table, and_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncMappingResult
 from sqlmodel import SQLModel
 
 from crabglamp.db import make_engine, read_transaction, write_transaction
+from crabglamp.db.chunks import chunks
+from crabglamp.db.dialect import insert_for
 from crabglamp.ingest.ingestor import (
     ComputeRecord,
     IngestError,
@@ -87,7 +88,6 @@ MAX_COUNT: Final = 10**12
 MAX_CENTS: Final = 10**9
 _EVENT_CHUNK: Final = 5000  # events per Ingestor.record_in call
 _ROW_CHUNK: Final = 500  # rows per upsert statement, well under both engines' parameter limits
-_IN_CHUNK: Final = 900
 _RETRIES: Final = 3
 LARGE_BUNDLE: Final = 50_000  # events; above this a progress bar shows even without a terminal
 
@@ -599,11 +599,6 @@ def _table(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
 
-def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 @dataclass(slots=True)
 class _State:
     """Accounts, members, agents, plain VMs, keys and prices by `_entity_key`: as stored, or as
@@ -651,7 +646,7 @@ async def _select_in(
     conn: AsyncConnection, table: Table, column: str, values: Iterable[Any]
 ) -> list[RowMapping]:
     rows: list[RowMapping] = []
-    for chunk in _chunks(sorted(set(values), key=str), _IN_CHUNK):
+    for chunk in chunks(sorted(set(values), key=str)):
         result = await conn.execute(select(table).where(table.c[column].in_(chunk)))
         rows.extend(result.mappings().all())
     return rows
@@ -993,7 +988,7 @@ async def _record(
     progress: Progress | None,
 ) -> None:
     done = 0
-    for chunk in _chunks(events, _EVENT_CHUNK):
+    for chunk in chunks(events, _EVENT_CHUNK):
         pending = list(chunk)
         while pending:
             by_id = {_event_id(line): line for line in pending}
@@ -1028,7 +1023,7 @@ def _event_id(line: BundleLine) -> str:
 
 
 def _dialect_insert(conn: AsyncConnection, table: Table) -> Any:
-    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
+    return insert_for(conn, table)
 
 
 async def _upsert(
@@ -1045,7 +1040,7 @@ async def _upsert(
         index_elements=[table.c[c] for c in conflict],
         set_={c: statement.excluded[c] for c in update},
     )
-    for chunk in _chunks(rows, _ROW_CHUNK):
+    for chunk in chunks(rows, _ROW_CHUNK):
         await conn.execute(statement, list(chunk))
 
 

@@ -25,6 +25,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.db.dialect import insert_for
+
 _Processor = Callable[[Any], Any]
 
 
@@ -156,9 +158,7 @@ async def add_to_sums(
     if not rows:
         return
     if _native(conn.dialect) is None:
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
+        insert = insert_for(conn, table)
         statement = insert.on_conflict_do_update(
             index_elements=[table.c[c] for c in key_columns],
             set_={c: table.c[c] + insert.excluded[c] for c in sum_columns},

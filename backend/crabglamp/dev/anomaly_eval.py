@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import make_engine, read_transaction, write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.jobs.anomalies import (
     Anomaly,
     AnomalyKind,
@@ -651,7 +652,7 @@ async def load_into(engine: AsyncEngine, items: Sequence[LabelledKey]) -> None:
 
 
 def _table(model: Any) -> Any:
-    return model.__table__
+    return table_of(model)
 
 
 async def evaluate_in_database(

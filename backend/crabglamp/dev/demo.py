@@ -20,10 +20,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final, TextIO
 
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import make_engine, read_transaction, write_transaction
+from crabglamp.db.dialect import insert_for
+from crabglamp.db.tables import table_of
 from crabglamp.ingest.ingestor import (
     ComputeRecord,
     IngestError,
@@ -831,13 +832,12 @@ class _Progress:
 
 
 def _insert_ignore(conn: AsyncConnection, model: Any) -> Any:
-    table = model.__table__
-    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    return insert(table).on_conflict_do_nothing()
+    table = table_of(model)
+    return insert_for(conn, table).on_conflict_do_nothing()
 
 
 async def _ensure_entities(conn: AsyncConnection, window: _Window) -> None:
-    accounts = Account.__table__  # type: ignore[attr-defined]
+    accounts = table_of(Account)
     org_ids = [a.clerk_org_id for a in ACCOUNTS if a.clerk_org_id]
     rows = await conn.execute(
         select(accounts.c.id, accounts.c.clerk_org_id).where(accounts.c.clerk_org_id.in_(org_ids))
@@ -917,8 +917,8 @@ class _Previous:
 
 
 async def _previous_run(conn: AsyncConnection) -> _Previous:
-    events = LlmEvent.__table__  # type: ignore[attr-defined]
-    daily = LlmDaily.__table__  # type: ignore[attr-defined]
+    events = table_of(LlmEvent)
+    daily = table_of(LlmDaily)
     some_id = (
         await conn.execute(
             select(events.c.id).where(events.c.key_id == PLANTED["spike_key_id"]).limit(1)
@@ -936,7 +936,7 @@ async def _previous_run(conn: AsyncConnection) -> _Previous:
 
 async def _earlier_runaway(conn: AsyncConnection, today: date) -> date | None:
     """A runaway planted by an earlier run stays the runaway; a re-run does not plant another."""
-    daily = LlmDaily.__table__  # type: ignore[attr-defined]
+    daily = table_of(LlmDaily)
     found = (
         await conn.execute(
             select(daily.c.day)
@@ -982,7 +982,7 @@ async def _set_cap(conn: AsyncConnection, now: datetime) -> int:
 
     The key's text to speech goes through its own key (support-voice), so LLM spend is all the
     proxy counts against this cap."""
-    daily = LlmDaily.__table__  # type: ignore[attr-defined]
+    daily = table_of(LlmDaily)
     month = month_period(now.year, now.month)
     spent = (
         await conn.execute(
@@ -995,7 +995,7 @@ async def _set_cap(conn: AsyncConnection, now: datetime) -> int:
             )
         )
     ).scalar_one()
-    keys = VirtualKey.__table__  # type: ignore[attr-defined]
+    keys = table_of(VirtualKey)
     if not spent:
         row = await conn.execute(
             select(keys.c.spend_cap_micros).where(keys.c.id == PLANTED["cap_key_id"])
@@ -1009,7 +1009,7 @@ async def _set_cap(conn: AsyncConnection, now: datetime) -> int:
 
 
 async def _count(conn: AsyncConnection, model: Any, column: str | None) -> int:
-    table = model.__table__
+    table = table_of(model)
     measure = func.count() if column is None else func.sum(table.c[column])
     value = (
         await conn.execute(

@@ -6,15 +6,19 @@ import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, event, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import WRITE_OPTION, is_sqlite, write_transaction
 from crabglamp.db.bulk import add_to_sums, existing_ids, insert_rows
+from crabglamp.db.chunks import chunks
+from crabglamp.db.retry import retryable
+from crabglamp.db.tables import table_of
+from crabglamp.intervals import compute_cost_pieces
 from crabglamp.models import (
     NONE_ID,
     Account,
@@ -32,12 +36,9 @@ from crabglamp.models import (
     VoiceDaily,
     VoiceEvent,
 )
-from crabglamp.money import mul_div_half_up
-from crabglamp.periods import US_PER_HOUR, as_utc, split_by_day
+from crabglamp.periods import as_utc
 from crabglamp.prices import PriceBook, PriceNotFound, default_price_book
 
-# SQLite allows 32766 bound parameters; PostgreSQL 32767. An IN list this long is far from both.
-_IN_CHUNK = 900
 _RETRIES = 8
 
 
@@ -113,26 +114,6 @@ class IngestResult:
 # Pure helpers
 
 
-def compute_cost_pieces(
-    start: datetime, end: datetime, cents_per_hour_micros: int
-) -> list[tuple[date, int, int]]:
-    """(day, cost_micros, duration_us) per UTC day; the costs sum exactly to the whole interval."""
-    pieces = []
-    for day, offset, length in split_by_day(start, end):
-        cost = mul_div_half_up(
-            cents_per_hour_micros, offset + length, US_PER_HOUR
-        ) - mul_div_half_up(cents_per_hour_micros, offset, US_PER_HOUR)
-        pieces.append((day, cost, length))
-    return pieces
-
-
-def _retryable(exc: DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError):
-        return True  # a concurrent writer inserted the same event id first: look again
-    text = str(exc.orig).lower()
-    return isinstance(exc, OperationalError) or "deadlock" in text or "serializ" in text
-
-
 @dataclass(slots=True)
 class _Owners:
     """Which account owns each key, agent and plain VM, and which accounts exist.
@@ -188,7 +169,7 @@ class Ingestor:
                 async with write_transaction(self.engine) as conn:
                     return await self.record_in(conn, records)
             except DBAPIError as exc:
-                if attempt == _RETRIES - 1 or not _retryable(exc):
+                if attempt == _RETRIES - 1 or not retryable(exc):
                     raise
                 await asyncio.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")
@@ -225,15 +206,15 @@ class Ingestor:
         # Inserted in id order: two batches sharing ids then take their locks in one order.
         if new_llm:
             new_llm.sort(key=_by_id)
-            await insert_rows(conn, LlmEvent.__table__, new_llm)  # type: ignore[attr-defined]
+            await insert_rows(conn, table_of(LlmEvent), new_llm)
             await self._add_llm_rollups(conn, new_llm)
         if new_voice:
             new_voice.sort(key=_by_id)
-            await insert_rows(conn, VoiceEvent.__table__, new_voice)  # type: ignore[attr-defined]
+            await insert_rows(conn, table_of(VoiceEvent), new_voice)
             await self._add_voice_rollups(conn, new_voice)
         if new_compute:
             new_compute.sort(key=_by_id)
-            await insert_rows(conn, ComputeInterval.__table__, new_compute)  # type: ignore[attr-defined]
+            await insert_rows(conn, table_of(ComputeInterval), new_compute)
         closed = [row for row in new_compute if row["end"] is not None]
         closed += await self._close_intervals(conn, closing, result)
         if closed:
@@ -276,8 +257,8 @@ class Ingestor:
         owners.accounts = accounts & cache.accounts
         missing = accounts - owners.accounts
         if missing:
-            table = Account.__table__  # type: ignore[attr-defined]
-            for chunk in _chunks(sorted(missing), _IN_CHUNK):
+            table = table_of(Account)
+            for chunk in chunks(sorted(missing)):
                 found = await conn.execute(select(table.c.id).where(table.c.id.in_(chunk)))
                 read.accounts.update(row[0] for row in found)
             owners.accounts |= read.accounts
@@ -448,11 +429,11 @@ class Ingestor:
     async def _existing(
         self, conn: AsyncConnection, model: Any, ids: list[str], lock: bool = False
     ) -> dict[str, dict[str, Any]]:
-        table = model.__table__
+        table = table_of(model)
         found: dict[str, dict[str, Any]] = {}
         # One cheap probe for the whole batch; full rows only for the (rare) ids already stored.
         ids = sorted(await existing_ids(conn, table, ids))
-        for chunk in _chunks(ids, _IN_CHUNK):
+        for chunk in chunks(ids):
             statement = select(table).where(table.c.id.in_(chunk))
             if lock:
                 # PostgreSQL: a concurrent closer waits here and then sees the closed row, so
@@ -515,7 +496,7 @@ class Ingestor:
     async def _close_intervals(
         self, conn: AsyncConnection, closing: list[dict[str, Any]], result: IngestResult
     ) -> list[dict[str, Any]]:
-        table = ComputeInterval.__table__  # type: ignore[attr-defined]
+        table = table_of(ComputeInterval)
         closed = []
         for row in sorted(closing, key=_by_id):
             # Only the writer that flips end from NULL rolls it up, however many race.
@@ -543,7 +524,7 @@ class Ingestor:
     ) -> None:
         # One lock order for every writer, so concurrent PostgreSQL upserts cannot deadlock.
         rows = [(*key, *values) for key, values in sorted(sums.items(), key=_lock_order)]
-        await add_to_sums(conn, model.__table__, key_columns, sum_columns, rows)
+        await add_to_sums(conn, table_of(model), key_columns, sum_columns, rows)
 
     async def _add_llm_rollups(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         sums: dict[tuple[Any, ...], list[int]] = {}
@@ -784,8 +765,8 @@ async def _owned_by(
             missing.append(item)
         else:
             into[item] = account_id
-    table = model.__table__
-    for chunk in _chunks(sorted(missing), _IN_CHUNK):
+    table = table_of(model)
+    for chunk in chunks(sorted(missing)):
         rows = await conn.execute(
             select(table.c.id, table.c.account_id).where(table.c.id.in_(chunk))
         )
@@ -818,8 +799,3 @@ async def _sees_only_committed(conn: AsyncConnection) -> bool:
         changes = (await conn.execute(select(func.total_changes()))).scalar()
         return began is not None and began == changes
     return False
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

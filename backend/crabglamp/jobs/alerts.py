@@ -30,20 +30,21 @@ from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import write_transaction
+from crabglamp.db.dialect import insert_for
+from crabglamp.db.tables import table_of
 from crabglamp.jobs.anomalies import Anomaly, dollars
 from crabglamp.models import AlertAttempt, AlertDelivery, AlertEndpoint, CapCrossing
 from crabglamp.money import micros_to_cents
 from crabglamp.periods import as_utc, month_of, utcnow
 from crabglamp.proxy.caps import recorded_spend
 
-_endpoints = AlertEndpoint.__table__  # type: ignore[attr-defined]
-_deliveries = AlertDelivery.__table__  # type: ignore[attr-defined]
-_attempts = AlertAttempt.__table__  # type: ignore[attr-defined]
-_crossings = CapCrossing.__table__  # type: ignore[attr-defined]
+_endpoints = table_of(AlertEndpoint)
+_deliveries = table_of(AlertDelivery)
+_attempts = table_of(AlertAttempt)
+_crossings = table_of(CapCrossing)
 
 SIGNATURE_HEADER = "X-CrabGlamp-Signature"
 EVENT_TYPE_HEADER = "X-CrabGlamp-Event"
@@ -393,8 +394,7 @@ def cap_event(
 
 
 def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
-    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    return insert(table)
+    return insert_for(conn, table)
 
 
 async def enqueue(

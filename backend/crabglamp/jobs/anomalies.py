@@ -29,22 +29,23 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.db.chunks import chunks
+from crabglamp.db.dialect import insert_for
+from crabglamp.db.tables import table_of
 from crabglamp.models import NONE_ID, Agent, AnomalyRecord, LlmDaily, LlmHourly, VirtualKey
 from crabglamp.money import MICROS_PER_CENT
 from crabglamp.periods import Period, as_utc, day_start, iter_days, month_of, month_period
 
-_keys = VirtualKey.__table__  # type: ignore[attr-defined]
-_agents = Agent.__table__  # type: ignore[attr-defined]
-_daily = LlmDaily.__table__  # type: ignore[attr-defined]
-_hourly = LlmHourly.__table__  # type: ignore[attr-defined]
-_anomalies = AnomalyRecord.__table__  # type: ignore[attr-defined]
+_keys = table_of(VirtualKey)
+_agents = table_of(Agent)
+_daily = table_of(LlmDaily)
+_hourly = table_of(LlmHourly)
+_anomalies = table_of(AnomalyRecord)
 
 HOUR = timedelta(hours=1)
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
-_IN_CHUNK = 900
 
 
 class AnomalyKind(enum.Enum):
@@ -546,11 +547,6 @@ def detect_key(
 # Reading rollups
 
 
-def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def window_start(first_day: date, t: Thresholds) -> date:
     """The first day detection reads for judging `first_day`: its baseline and its month."""
     return min(first_day - timedelta(days=t.baseline_days), first_day.replace(day=1))
@@ -594,7 +590,7 @@ async def load_activity(
     if not keys:
         return [], {}
     wanted = sorted(keys)
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         rows = await conn.execute(
             select(
                 _daily.c.key_id,
@@ -655,10 +651,9 @@ def _row(anomaly: Anomaly) -> dict[str, Any]:
 async def store_new(conn: AsyncConnection, found: Sequence[Anomaly]) -> list[Anomaly]:
     """Store anomalies not stored before (by key, kind and month); returns the new ones."""
     new: list[Anomaly] = []
-    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
     for anomaly in sorted(found, key=lambda a: a.dedupe_key):
         done = await conn.execute(
-            insert(_anomalies)
+            insert_for(conn, _anomalies)
             .values(**_row(anomaly))
             .on_conflict_do_nothing(index_elements=[_anomalies.c.dedupe_key])
             .returning(_anomalies.c.id)

@@ -32,10 +32,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
+from crabglamp.db.dialect import insert_for
+from crabglamp.db.tables import table_of
 from crabglamp.jobs.alerts import sign
 from crabglamp.models import (
     Account,
@@ -50,13 +51,13 @@ from crabglamp.periods import Period, as_utc, month_of, month_period, parse_mont
 from crabglamp.usage.invoice import invoice
 from crabglamp.usage.service import UsageQuery
 
-_lines = BillingLine.__table__  # type: ignore[attr-defined]
-_accounts = Account.__table__  # type: ignore[attr-defined]
-_intervals = ComputeInterval.__table__  # type: ignore[attr-defined]
+_lines = table_of(BillingLine)
+_accounts = table_of(Account)
+_intervals = table_of(ComputeInterval)
 _DAILY: tuple[Any, ...] = (
-    LlmDaily.__table__,  # type: ignore[attr-defined]
-    VoiceDaily.__table__,  # type: ignore[attr-defined]
-    ComputeDaily.__table__,  # type: ignore[attr-defined]
+    table_of(LlmDaily),
+    table_of(VoiceDaily),
+    table_of(ComputeDaily),
 )
 
 SIGNATURE_HEADER = "X-CrabGlamp-Signature"
@@ -264,7 +265,6 @@ class BillingReporter:
         if not wanted:
             return 0
         composed = 0
-        insert = sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert
         async with write_transaction(self.engine) as conn:
             for account_id, line, month, total, final in wanted:
                 key = and_(
@@ -273,7 +273,7 @@ class BillingReporter:
                     _lines.c.month == month,
                 )
                 await conn.execute(
-                    insert(_lines)
+                    insert_for(self.engine, _lines)
                     .values(
                         account_id=account_id,
                         line=line,

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.selectable import TextualSelect
 
 from crabglamp.db import read_transaction, write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.jobs.alerts import (
     AlertSender,
     AlertSettings,
@@ -47,8 +48,8 @@ from crabglamp.periods import as_utc, day_start, utcnow
 
 log = logging.getLogger("crabglamp.jobs.watch")
 
-_keys = VirtualKey.__table__  # type: ignore[attr-defined]
-_hourly = LlmHourly.__table__  # type: ignore[attr-defined]
+_keys = table_of(VirtualKey)
+_hourly = table_of(LlmHourly)
 
 
 # Each key's recent hours as one range of the rollup's primary key (account, key, hour) per key,

@@ -22,12 +22,13 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import is_sqlite, make_engine, read_transaction, write_transaction
-from crabglamp.ingest.ingestor import _retryable
+from crabglamp.db.dialect import insert_for
+from crabglamp.db.retry import retryable
+from crabglamp.db.tables import table_of
 from crabglamp.models import (
     KeySpend,
     LlmDaily,
@@ -39,12 +40,12 @@ from crabglamp.models import (
 from crabglamp.periods import as_utc, day_start, month_period, utcnow
 
 _T = TypeVar("_T")
-_spend = KeySpend.__table__  # type: ignore[attr-defined]
-_reservations = SpendReservation.__table__  # type: ignore[attr-defined]
-_keys = VirtualKey.__table__  # type: ignore[attr-defined]
-_retired = VirtualKeySecret.__table__  # type: ignore[attr-defined]
-_llm_daily = LlmDaily.__table__  # type: ignore[attr-defined]
-_voice = VoiceEvent.__table__  # type: ignore[attr-defined]
+_spend = table_of(KeySpend)
+_reservations = table_of(SpendReservation)
+_keys = table_of(VirtualKey)
+_retired = table_of(VirtualKeySecret)
+_llm_daily = table_of(LlmDaily)
+_voice = table_of(VoiceEvent)
 
 UNCAPPED = 2**62
 _RETRIES = 8
@@ -260,7 +261,7 @@ class SpendCaps:
                             await conn.execute(_reservations.insert(), rows)
                     break
                 except DBAPIError as exc:
-                    if attempt == _RETRIES - 1 or not _retryable(exc):
+                    if attempt == _RETRIES - 1 or not retryable(exc):
                         raise
                     await asyncio.sleep(0.005 * (attempt + 1))
         except Exception as exc:  # the database is away: every waiter hears it
@@ -533,9 +534,8 @@ async def _open_month(conn: AsyncConnection, key_id: uuid.UUID, month: date) -> 
     """Create the key's row for the month, starting from what is already recorded (history that
     was imported, or events from before the key was first used through this proxy)."""
     spent = await recorded_spend(conn, key_id, month)
-    insert = sqlite.insert if is_sqlite(conn) else postgresql.insert
     await conn.execute(
-        insert(_spend)
+        insert_for(conn, _spend)
         .values(key_id=key_id, month=month, spent_micros=spent, reserved_micros=0)
         .on_conflict_do_nothing(index_elements=[_spend.c.key_id, _spend.c.month])
     )

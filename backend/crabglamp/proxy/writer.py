@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import DBAPIError
 
 from crabglamp.db import is_sqlite, write_transaction
-from crabglamp.ingest.ingestor import IngestError, Ingestor, Record, _retryable
+from crabglamp.db.retry import retryable
+from crabglamp.ingest.ingestor import IngestError, Ingestor, Record
 from crabglamp.proxy.caps import Settlement, settle_in
 from crabglamp.proxy.metrics import BATCH_BUCKETS, Histogram
 
@@ -126,7 +127,7 @@ class GroupCommitWriter:
                         )
                 return
             except DBAPIError as exc:
-                if attempt == _RETRIES - 1 or not _retryable(exc):
+                if attempt == _RETRIES - 1 or not retryable(exc):
                     raise
                 await asyncio.sleep(0.005 * (attempt + 1))
 

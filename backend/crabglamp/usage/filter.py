@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.access import AccessDenied, Caller, default_account_id, readable_account_ids
+from crabglamp.db.tables import table_of
 from crabglamp.models import Agent, VirtualKey
 from crabglamp.periods import Period, current_month, parse_date, parse_month
 from crabglamp.usage.service import UsageQuery
@@ -26,8 +27,8 @@ MAX_PERIOD_DAYS = 366
 FIRST_DAY = date(1970, 1, 1)
 LAST_DAY = date(9999, 12, 30)
 
-_agents = Agent.__table__  # type: ignore[attr-defined]
-_keys = VirtualKey.__table__  # type: ignore[attr-defined]
+_agents = table_of(Agent)
+_keys = table_of(VirtualKey)
 
 
 class FilterError(ValueError):

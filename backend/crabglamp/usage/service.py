@@ -30,7 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from crabglamp.ingest.ingestor import compute_cost_pieces
+from crabglamp.db.chunks import chunks
+from crabglamp.db.tables import table_of
+from crabglamp.intervals import compute_cost_pieces
 from crabglamp.models import (
     NONE_ID,
     Agent,
@@ -48,17 +50,11 @@ from crabglamp.models import (
 from crabglamp.periods import Period, as_utc, day_start, utcnow
 
 _T = TypeVar("_T")
-_IN_CHUNK = 900
 
 
 def _t(model: Any) -> Table:
-    table: Table = model.__table__  # SQLModel classes expose their Core table
+    table: Table = table_of(model)  # SQLModel classes expose their Core table
     return table
-
-
-def _chunks(items: Sequence[_T], size: int = _IN_CHUNK) -> Iterable[Sequence[_T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +261,7 @@ async def _names(
     wanted = sorted({i for i in ids if i is not None})
     table = _t(model)
     names: dict[uuid.UUID, str] = {}
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted):
         rows = await conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(chunk)))
         names.update((row[0], row[1]) for row in rows)
     return names
@@ -456,7 +452,7 @@ async def _keys(
         found.update((row[0], row) for row in await conn.execute(select(*columns).where(*in_scope)))
     # Keys that spent but are not among those: under an agent or model filter, or a key with
     # no provider of its own that spent on the filtered provider.
-    for chunk in _chunks(sorted(set(per_key) - found.keys())):
+    for chunk in chunks(sorted(set(per_key) - found.keys())):
         rows = await conn.execute(select(*columns).where(table.c.id.in_(chunk)))
         found.update((row[0], row) for row in rows)
     keys = []

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.db.tables import table_of
 from crabglamp.models import Account, Agent, PlainVm
 
-_accounts = Account.__table__  # type: ignore[attr-defined]
-_agents = Agent.__table__  # type: ignore[attr-defined]
-_plain_vms = PlainVm.__table__  # type: ignore[attr-defined]
+_accounts = table_of(Account)
+_agents = table_of(Agent)
+_plain_vms = table_of(PlainVm)
 
 
 async def accounts_by_id(

@@ -24,10 +24,11 @@ from crabglamp.api.graphql.virtual_keys.mutations import (
     NotAllowedError,
 )
 from crabglamp.db import write_transaction
+from crabglamp.db.tables import table_of
 from crabglamp.jobs import alerts as core
 from crabglamp.models import AlertDelivery
 
-_deliveries = AlertDelivery.__table__  # type: ignore[attr-defined]
+_deliveries = table_of(AlertDelivery)
 
 
 @strawberry.type(description="No such alert endpoint, or not one the caller may see.")

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.db.tables import table_of
 from crabglamp.models import LlmDaily, VirtualKey, VoiceEvent
 from crabglamp.periods import Period
 
-_keys = VirtualKey.__table__  # type: ignore[attr-defined]
-_llm_daily = LlmDaily.__table__  # type: ignore[attr-defined]
-_voice_events = VoiceEvent.__table__  # type: ignore[attr-defined]
+_keys = table_of(VirtualKey)
+_llm_daily = table_of(LlmDaily)
+_voice_events = table_of(VoiceEvent)
 # Everything but the hash: the secret's hash never leaves the database.
 _PUBLIC = [column for column in _keys.c if column.name != "secret_hash"]
 
