@@ -12,7 +12,7 @@ import pytest
 
 from api_support import ALICE, live_server, token
 
-AUDIT = Path(__file__).parents[1] / "tools" / "graphql-http-audit"
+AUDIT = Path(__file__).parents[2] / "tools" / "graphql-http-audit"
 
 
 def _node_tools() -> tuple[str, str]:

@@ -17,7 +17,7 @@ from graphql import (
     validate,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FRONTEND = REPO / "frontend"
 DOCUMENTS = sorted((FRONTEND / "src").rglob("*.graphql"))
 # Sources that consume the documents' answers (the generated types excepted).

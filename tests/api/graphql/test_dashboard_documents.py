@@ -22,7 +22,7 @@ from crabglamp.db.tables import table_of
 from crabglamp.ingest.ingestor import Ingestor, LlmRecord
 from crabglamp.models import Agent, VirtualKey
 
-FRONTEND_DOCUMENTS = Path(__file__).parents[2] / "frontend" / "src" / "graphql"
+FRONTEND_DOCUMENTS = Path(__file__).parents[3] / "frontend" / "src" / "graphql"
 MAX_STATEMENTS = 14
 
 KEY_CARDS = """

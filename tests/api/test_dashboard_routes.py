@@ -14,7 +14,7 @@ from crabglamp.api.dashboard import DOCS, DOCS_DIR, dashboard_routes
 from crabglamp.app import create_app
 from crabglamp.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 INDEX = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Usage</title>'
     '<script type="module" src="/dashboard/assets/index-abc123.js"></script></head>'

@@ -17,7 +17,7 @@ from graphql import (
 from crabglamp.api.graphql.schema import schema, sdl
 from crabglamp.cli import main
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 # DESIGN 4.2, verbatim (the Mutation is the key lifecycle's, registered separately).
 FIXED = """
