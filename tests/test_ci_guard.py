@@ -19,6 +19,8 @@ def test_needs_chromium():
 
 def _run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci: str) -> pytest.RunResult:
     monkeypatch.setenv("CI", ci)
+    # The copied conftest imports the support modules beside it (clocks).
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
     pytester.makeconftest(Path(__file__).with_name("conftest.py").read_text())
     pytester.makepyfile(SKIPPING_TESTS)
     return pytester.runpytest_subprocess("-p", "no:cacheprovider")
