@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import pstats
-import subprocess
 import sys
 import time
 import uuid
@@ -74,6 +73,7 @@ from crabglamp.usage import (
     VoiceModelUsage,
     usage,
 )
+from devsupport.servers import free_port, running
 
 REPO: Final = Path(__file__).resolve().parents[1]
 ISSUER: Final = "https://clerk.bench.crabglamp.invalid"
@@ -574,15 +574,6 @@ async def breakdown(
 # A live server
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _absolute_url(url: str) -> str:
     prefix = "sqlite+aiosqlite:///"
     if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
@@ -593,7 +584,7 @@ def _absolute_url(url: str) -> str:
 @contextmanager
 def live_server(dataset: Dataset, public_pem: str) -> Iterator[str]:
     """`crabglamp serve --workers 1` on the dataset, on loopback; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": _absolute_url(dataset.url),
@@ -603,48 +594,21 @@ def live_server(dataset: Dataset, public_pem: str) -> Iterator[str]:
         "CRABGLAMP_PRODUCTION": "1",
         "CRABGLAMP_BACKGROUND": "0",
     }
-    log_path = BENCH_DIR / f"api-bench-serve-{dataset.engine_name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "crabglamp.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"crabglamp serve exited: {log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("crabglamp serve did not become ready within 180 s")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    command = [
+        sys.executable,
+        "-m",
+        "crabglamp.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    log = BENCH_DIR / f"api-bench-serve-{dataset.engine_name}.log"
+    with running(command, port=port, log=log, env=env, cwd=REPO, within=180) as server:
+        yield server.url
 
 
 # The benchmark
