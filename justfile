@@ -55,8 +55,8 @@ frontend:
 
 # ruff lint and format check
 lint:
-    ruff check backend tests benchmarks
-    ruff format --check backend tests benchmarks
+    ruff check backend tests benchmarks devsupport
+    ruff format --check backend tests benchmarks devsupport
 
 # strict mypy over the package
 typecheck:

@@ -22,8 +22,8 @@ Each is timed over `--runs` warm requests (default 200), one at a time, the case
   (CRABGLAMP_BACKGROUND=0, so the anomaly and billing jobs do not run during the measurement;
   `serve` upgrades the dataset to the newest schema first, as it would any database).
 
-Before timing, each answer must agree with the usage service's result for the same query, to
-the micro-cent (every cents value is micro-cents / 1e6, so equal floats mean equal micro-cents;
+Before timing, each answer must agree with the usage service's result for the same query (in
+the API's units by `rest.usage_json`, GET /api/usage's own serialiser), to the micro-cent (every cents value is micro-cents / 1e6, so equal floats mean equal micro-cents;
 REST and the every-field document exactly, the smaller documents on every value they ask for),
 and every timed response must be byte-identical to the checked one. A breakdown (token
 verification, usage(), GraphQL execution without HTTP, JSON encoding) shows where the time goes.
@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import pstats
-import subprocess
 import sys
 import time
 import uuid
@@ -62,18 +61,10 @@ from crabglamp.api.rest import usage_json
 from crabglamp.app import create_app
 from crabglamp.db import read_transaction
 from crabglamp.dev.devtokens import sign_session_token
-from crabglamp.money import micros_to_cents
-from crabglamp.periods import US_PER_HOUR, utcnow
+from crabglamp.periods import utcnow
 from crabglamp.settings import Settings
-from crabglamp.usage.service import (
-    ComputeAgentUsage,
-    LlmModelUsage,
-    PlainVmUsage,
-    Usage,
-    UsageQuery,
-    VoiceModelUsage,
-    usage,
-)
+from crabglamp.usage.service import Usage, UsageQuery, usage
+from devsupport.servers import free_port, running
 
 REPO: Final = Path(__file__).resolve().parents[1]
 ISSUER: Final = "https://clerk.bench.crabglamp.invalid"
@@ -160,145 +151,16 @@ query P1AccountMonthEveryField($filter: UsageFilter!) {{
 LLM_CHART_PATH: Final = REPO / "frontend" / "src" / "graphql" / "LlmDailyChart.graphql"
 
 
-# What the service says, in the API's units (written out here, not borrowed from rest.py, so
-# that a serialisation slip in either API shows up as a disagreement)
-
-
-def _cents(micros: int) -> float:
-    return micros_to_cents(micros)
-
-
-def _hours(microseconds: int) -> float:
-    return microseconds / US_PER_HOUR
-
-
-def _opt_id(value: uuid.UUID | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _compute_agent(a: ComputeAgentUsage) -> dict[str, Any]:
-    return {
-        "agentId": _opt_id(a.agent_id),
-        "agentName": a.agent_name,
-        "runningCents": _cents(a.running_micros),
-        "pausedCents": _cents(a.paused_micros),
-        "runningHours": _hours(a.running_us),
-        "pausedHours": _hours(a.paused_us),
-        "totalCents": _cents(a.running_micros + a.paused_micros),
-    }
-
-
-def _plain_vm(v: PlainVmUsage) -> dict[str, Any]:
-    return {
-        "plainVmId": str(v.plain_vm_id),
-        "plainVmName": v.plain_vm_name,
-        "costCents": _cents(v.cost_micros),
-        "hours": _hours(v.duration_us),
-    }
-
-
-def _llm_model(m: LlmModelUsage) -> dict[str, Any]:
-    return {
-        "model": m.model,
-        "provider": m.provider,
-        "totalCents": _cents(m.total_micros),
-        "requestCount": m.request_count,
-        "inputTokens": m.input_tokens,
-        "outputTokens": m.output_tokens,
-    }
-
-
-def _voice_model(m: VoiceModelUsage) -> dict[str, Any]:
-    return {
-        "voiceModel": m.voice_model,
-        "totalCents": _cents(m.total_micros),
-        "characters": m.characters,
-    }
+# What the service says, in the API's units: GET /api/usage's own serialiser, as the parity tests
+# (tests/test_api_parity.py) have it, so that GraphQL is held to REST's numbers
 
 
 def expected_usage(spent: Usage) -> dict[str, Any]:
     """The service's result shaped as GET /api/usage and the all-axes document answer it."""
-    compute, llm, voice = spent.compute, spent.llm, spent.voice
-    return {
-        "compute": {
-            "totalCents": _cents(sum(d.total_micros for d in compute.daily)),
-            "daily": [
-                {
-                    "date": d.date.isoformat(),
-                    "agentCents": _cents(sum(a.total_micros for a in d.agents)),
-                    "plainVmCents": _cents(sum(v.cost_micros for v in d.plain_vms)),
-                    "totalCents": _cents(d.total_micros),
-                    "agents": [_compute_agent(a) for a in d.agents],
-                    "plainVms": [_plain_vm(v) for v in d.plain_vms],
-                }
-                for d in compute.daily
-            ],
-            "agents": [_compute_agent(a) for a in compute.agents],
-            "plainVms": [_plain_vm(v) for v in compute.plain_vms],
-        },
-        "llm": {
-            "totalCents": _cents(sum(m.total_micros for d in llm.daily for m in d.models)),
-            # Not in REST: the dashboard's chart asks for it (checked against its document).
-            "requestCount": sum(m.request_count for d in llm.daily for m in d.models),
-            "daily": [
-                {
-                    "date": d.date.isoformat(),
-                    "totalCents": _cents(sum(m.total_micros for m in d.models)),
-                    "requestCount": sum(m.request_count for m in d.models),
-                    "models": [_llm_model(m) for m in d.models],
-                }
-                for d in llm.daily
-            ],
-            "agents": [
-                {
-                    "agentId": _opt_id(a.agent_id),
-                    "agentName": a.agent_name,
-                    "totalCents": _cents(a.total_micros),
-                    "requestCount": a.request_count,
-                }
-                for a in llm.agents
-            ],
-            "models": [_llm_model(m) for m in llm.models],
-            "keys": [
-                {
-                    "keyId": str(k.key_id),
-                    "keyName": k.key_name,
-                    "provider": k.provider,
-                    "spendCapCents": None
-                    if k.spend_cap_micros is None
-                    else _cents(k.spend_cap_micros),
-                    "totalCents": _cents(k.total_micros),
-                    "requestCount": k.request_count,
-                }
-                for k in llm.keys
-            ],
-            "hasKeys": llm.has_keys,
-        },
-        "voice": {
-            "totalCents": _cents(sum(m.total_micros for d in voice.daily for m in d.models)),
-            "totalCharacters": sum(m.characters for d in voice.daily for m in d.models),
-            "daily": [
-                {
-                    "date": d.date.isoformat(),
-                    "totalCents": _cents(sum(m.total_micros for m in d.models)),
-                    "characters": sum(m.characters for m in d.models),
-                    "models": [_voice_model(m) for m in d.models],
-                }
-                for d in voice.daily
-            ],
-            "agents": [
-                {
-                    "agentId": _opt_id(a.agent_id),
-                    "agentName": a.agent_name,
-                    "totalCents": _cents(a.total_micros),
-                    "characters": a.characters,
-                }
-                for a in voice.agents
-            ],
-            "models": [_voice_model(m) for m in voice.models],
-            "hasVoiceUsage": voice.has_voice_usage,
-        },
-    }
+    shaped = usage_json(spent)
+    # Not in REST: the dashboard's chart asks for it (checked against its document).
+    shaped["llm"]["requestCount"] = sum(d.request_count for d in spent.llm.daily)
+    return shaped
 
 
 def disagreements(answer: Any, expected: Any, path: str = "") -> Iterator[str]:
@@ -574,15 +436,6 @@ async def breakdown(
 # A live server
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _absolute_url(url: str) -> str:
     prefix = "sqlite+aiosqlite:///"
     if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
@@ -593,7 +446,7 @@ def _absolute_url(url: str) -> str:
 @contextmanager
 def live_server(dataset: Dataset, public_pem: str) -> Iterator[str]:
     """`crabglamp serve --workers 1` on the dataset, on loopback; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": _absolute_url(dataset.url),
@@ -603,48 +456,21 @@ def live_server(dataset: Dataset, public_pem: str) -> Iterator[str]:
         "CRABGLAMP_PRODUCTION": "1",
         "CRABGLAMP_BACKGROUND": "0",
     }
-    log_path = BENCH_DIR / f"api-bench-serve-{dataset.engine_name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "crabglamp.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"crabglamp serve exited: {log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("crabglamp serve did not become ready within 180 s")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    command = [
+        sys.executable,
+        "-m",
+        "crabglamp.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    log = BENCH_DIR / f"api-bench-serve-{dataset.engine_name}.log"
+    with running(command, port=port, log=log, env=env, cwd=REPO, within=180) as server:
+        yield server.url
 
 
 # The benchmark

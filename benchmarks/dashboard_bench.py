@@ -23,11 +23,9 @@ import argparse
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +35,7 @@ from typing import Any
 import httpx
 
 from benchmarks.registry import Context, Result, benchmark, percentile
+from devsupport.servers import free_port, running
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CRABGLAMP_CHROMIUM", "/usr/bin/chromium")
@@ -184,13 +183,6 @@ class Measured:
     keys: int = 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _build_frontend() -> None:
     if not (REPO / "frontend" / "dist" / "index.html").exists():
         subprocess.run([str(REPO / "just"), "frontend"], check=True)
@@ -209,7 +201,7 @@ def measure(
         result.events = sum(1 for line in lines if line["type"] == "llm")
         bundle = work / "bundle.jsonl"
         bundle.write_text("".join(json.dumps(line) + "\n" for line in lines))
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {
             **os.environ,
@@ -226,42 +218,27 @@ def measure(
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "crabglamp.server:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=work,
-            env=env,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the server did not start")
-                time.sleep(0.2)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                try:
-                    _browse(browser, base, runs, result)
-                finally:
-                    browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=15)
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "crabglamp.server:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+        with (
+            running(command, port=port, log=work / "server.log", env=env, cwd=work),
+            sync_playwright() as p,
+        ):
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                _browse(browser, base, runs, result)
+            finally:
+                browser.close()
     return result
 
 

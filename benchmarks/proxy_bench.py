@@ -26,11 +26,10 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +44,7 @@ from crabglamp.db.tables import table_of
 from crabglamp.keys import CreatedKey, create_key
 from crabglamp.migrate import upgrade
 from crabglamp.models import Account
+from devsupport.servers import Spawned, free_port, running
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "gpt-4o-mini"
@@ -123,70 +123,16 @@ def _chat(host: str, path: str, secret: str | None) -> bytes:
 # Processes
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tail(log: Path) -> str:
-    return log.read_text()[-2000:]
-
-
-def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as sink:
-        return subprocess.Popen(command, env=env, stdout=sink, stderr=sink, cwd=REPO)
-
-
-async def _wait_ready(port: int, path: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"a server exited: {_tail(log)}")
-        conn = Connection("127.0.0.1", port)
-        try:
-            await conn.open()
-            status, _ = await conn.send(_request("GET", path, f"127.0.0.1:{port}", {}))
-            if status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            await conn.close()
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"a server did not start: {_tail(log)}")
-
-
-@contextlib.asynccontextmanager
-async def _process(
-    command: list[str], env: dict[str, str], log: Path, ready: str
-) -> AsyncIterator[Server]:
-    port = _free_port()
+@contextlib.contextmanager
+def _process(command: list[str], env: dict[str, str], log: Path, ready: str) -> Iterator[Spawned]:
+    """`command`, with "{port}" replaced by a free port, once `ready` answers 200."""
+    port = free_port()
     command = [part.replace("{port}", str(port)) for part in command]
-    server = Server(_spawn(command, env, log), port)
-    try:
-        await _wait_ready(port, ready, server.process, log)
+    # Started before any measurement: waiting blocks the event loop, which has nothing to do.
+    with running(
+        command, port=port, log=log, env=env, cwd=REPO, ready=ready, within=90, append=True
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _fake_command() -> list[str]:
@@ -385,28 +331,30 @@ async def measure(options: Options, want_p4: bool = True, want_p5: bool = True) 
     results: list[Result] = []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = BENCH_DIR / "proxy-bench.log"
-    async with _process(_fake_command(), env, log, "/v1/models") as fake:
-        with _config_file(fake.port) as config:
-            for engine_name in options.engines:
-                db_url = await _fresh_database(engine_name, options.postgres_url)
-                account_id, key = await _seed(db_url)
-                app_env = env | {"DATABASE_URL": db_url, "CRABGLAMP_UPSTREAM_CONFIG": str(config)}
-                for workers in options.workers:
-                    async with _process(_app_command(workers), app_env, log, "/healthz") as app:
-                        if want_p4:
-                            results += await _p4(
-                                options, engine_name, workers, fake.port, app.port, key
-                            )
-                        if want_p5 and workers == options.workers[0]:
-                            delays = await _freshness(
-                                app.port,
-                                key.secret,
-                                account_id,
-                                key.key.id,
-                                options.freshness_samples,
-                            )
-                            results.append(_p5_result(engine_name, delays))
-                        print(f"[{engine_name}] {workers} worker(s) done", flush=True)
+    with (
+        _process(_fake_command(), env, log, "/v1/models") as fake,
+        _config_file(fake.port) as config,
+    ):
+        for engine_name in options.engines:
+            db_url = await _fresh_database(engine_name, options.postgres_url)
+            account_id, key = await _seed(db_url)
+            app_env = env | {"DATABASE_URL": db_url, "CRABGLAMP_UPSTREAM_CONFIG": str(config)}
+            for workers in options.workers:
+                with _process(_app_command(workers), app_env, log, "/healthz") as app:
+                    if want_p4:
+                        results += await _p4(
+                            options, engine_name, workers, fake.port, app.port, key
+                        )
+                    if want_p5 and workers == options.workers[0]:
+                        delays = await _freshness(
+                            app.port,
+                            key.secret,
+                            account_id,
+                            key.key.id,
+                            options.freshness_samples,
+                        )
+                        results.append(_p5_result(engine_name, delays))
+                    print(f"[{engine_name}] {workers} worker(s) done", flush=True)
     return results
 
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -37,6 +34,7 @@ from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, Record
 from crabglamp.migrate import upgrade
 from crabglamp.models import Account, Agent, Member, PlainVm, VirtualKey
 from crabglamp.settings import Settings
+from devsupport.servers import free_port, running
 
 ISSUER = "https://clerk.tests.crabglamp.invalid"
 AZP = "http://testserver"
@@ -342,13 +340,6 @@ def count_statements(engine: AsyncEngine) -> Iterator[list[str]]:
 # A live server: `crabglamp serve` in a subprocess, on a free port and a temporary SQLite file
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def live_server(directory: Path, seeded: bool = True) -> Iterator[tuple[str, World | None]]:
     """(base URL, the seeded world) of a server verifying tokens of `token()`."""
@@ -372,34 +363,8 @@ def live_server(directory: Path, seeded: bool = True) -> Iterator[tuple[str, Wor
         "CLERK_AUTHORIZED_PARTIES": AZP,
         "CRABGLAMP_PRODUCTION": "",
     }
-    log = directory / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crabglamp.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=directory,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited: {log.read_text()}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready within 30 s")
-            time.sleep(0.1)
-        yield base, world
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    command = [sys.executable, "-m", "crabglamp.cli", "serve", "--port", str(port)]
+    with running(
+        command, port=port, log=directory / "server.log", env=env, cwd=directory, within=30
+    ) as server:
+        yield server.url, world

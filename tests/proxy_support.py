@@ -18,7 +18,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,19 +32,13 @@ from crabglamp.models import Account, LlmEvent, Price, SpendReservation, VoiceEv
 from crabglamp.periods import utcnow
 from crabglamp.proxy.caps import MonthSpend, month_of, month_spend
 from crabglamp.settings import Settings
+from devsupport.servers import Spawned, free_port, running, spawn
 
 REPO = Path(__file__).resolve().parents[1]
 # A model whose price makes the cap arithmetic exact: input is free, each output token costs
 # 10,000 micro-cents, so max_tokens=1000 reserves exactly $0.10.
 CAP_MODEL = "capped-test-model"
 CAP_OUTPUT_MICROS_PER_TOKEN = 10_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _bound_socket() -> socket.socket:
@@ -216,27 +209,8 @@ async def database_dump(db_url: str) -> str:
 # Servers as processes of their own (two sharing a database; kill -9)
 
 
-@dataclass
-class ServerProcess:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def kill9(self) -> None:
-        self.process.kill()  # SIGKILL: no shutdown, no flush, nothing
-        self.process.wait()
-
-
-def start_server(db_url: str, config: Path, log: Path, workers: int = 1) -> ServerProcess:
+def start_server(db_url: str, config: Path, log: Path, workers: int = 1) -> Spawned:
+    """The app under uvicorn; appends to `log`, so that a restarted server keeps one log."""
     port = free_port()
     env = {
         **os.environ,
@@ -259,41 +233,17 @@ def start_server(db_url: str, config: Path, log: Path, workers: int = 1) -> Serv
         "--workers",
         str(workers),
     ]
-    with log.open("ab") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=sink, cwd=REPO)
-    server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited: {log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
-        time.sleep(0.1)
-    server.stop()
-    raise AssertionError(f"the server did not start: {log.read_text()[-3000:]}")
+    return spawn(command, port=port, log=log, env=env, cwd=REPO, ready="/healthz", append=True)
 
 
 @contextlib.contextmanager
 def fake_upstream_process(log: Path) -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "crabglamp.cli", "fake-upstream", "--port", str(port)]
-    with log.open("ab") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=sink, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise AssertionError(f"the fake upstream did not start: {log.read_text()}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+    with running(
+        command, port=port, log=log, cwd=REPO, ready="/v1/models", within=30, append=True
+    ) as fake:
+        yield fake.url
 
 
 async def table_sql(engine: AsyncEngine, statement: str) -> list[Any]:

@@ -8,7 +8,6 @@ never skip: the CI guard in tests/conftest.py would turn a skip into a failure a
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from browser_support import (
     CHROMIUM,
@@ -29,14 +27,7 @@ from browser_support import (
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from clocks import FIXED_CLOCKS
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
+from devsupport.servers import free_port, running
 
 AT_CLOCK = Path(__file__).resolve().parents[1] / "at_clock.py"
 
@@ -60,7 +51,7 @@ def live_server(
     if not (DIST / "index.html").exists():
         pytest.fail("the dashboard is not built: run ./just frontend (./just test does it)")
     workdir = tmp_path_factory.mktemp("live")
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -79,45 +70,20 @@ def live_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    log = (workdir / "server.log").open("wb")
-    server = subprocess.Popen(
-        [
-            *python(),
-            "-m",
-            "uvicorn",
-            "crabglamp.server:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start: {(workdir / 'server.log').read_text()}")
-            time.sleep(0.2)
+    command = [
+        *python(),
+        "-m",
+        "uvicorn",
+        "crabglamp.server:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    with running(command, port=port, log=workdir / "server.log", env=env, cwd=workdir):
         yield LiveServer(base_url, workdir, clock, started)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 # Module scope, not session: Playwright's sync API keeps an event loop running on the main

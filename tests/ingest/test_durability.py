@@ -73,7 +73,7 @@ async def test_kill_9_under_load_loses_no_acknowledged_request(
         try:
             workers = [asyncio.create_task(load(i)) for i in range(16)]
             await wait_until(_count_at_least(acknowledged, 150), within=30, interval=0.01)
-            server.kill9()
+            server.kill()  # kill -9
             await asyncio.sleep(0.3)
             stop.set()
             await asyncio.gather(*workers)

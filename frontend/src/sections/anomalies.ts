@@ -5,7 +5,8 @@ import { h, replace } from "../dom";
 import { longDay } from "../format";
 import { AnomaliesDocument, type AnomaliesQuery, type AnomalyKind } from "../generated/graphql";
 import type { Scope } from "../scope";
-import { empty, errorBox, isAbort, loading, section, setState } from "../ui";
+import { empty, section, setState } from "../ui";
+import { LoadedSection } from "./lifecycle";
 
 export type Anomaly = AnomaliesQuery["anomalies"][number];
 
@@ -22,47 +23,36 @@ export interface AnomalyActions {
   raiseCap(keyId: string): void;
 }
 
-export class AnomaliesSection {
-  readonly el: HTMLElement;
-  private readonly body: HTMLElement;
-  data: Anomaly[] | null = null;
+export class AnomaliesSection extends LoadedSection<Anomaly[]> {
   private reachBackTo: string | null = null;
 
   constructor(private readonly actions: AnomalyActions) {
-    const frame = section(
-      "anomalies",
-      "Anomalies",
-      "Sudden spikes on quiet keys, spend heading for a cap, and runaway days, with what to do.",
+    super(
+      section(
+        "anomalies",
+        "Anomalies",
+        "Sudden spikes on quiet keys, spend heading for a cap, and runaway days, with what to do.",
+      ),
+      { label: "Loading anomalies", lines: 2 },
     );
-    this.el = frame.el;
-    this.body = frame.body;
   }
 
-  async load(scope: Scope, signal: AbortSignal, quiet: boolean): Promise<void> {
-    if (!quiet || !this.data) {
-      setState(this.el, "loading");
-      loading(this.body, "Loading anomalies", 2);
-    }
-    try {
-      const answer = await execute(AnomaliesDocument, { accountId: scope.accountId, ...scope.anomalyVars }, signal);
-      this.data = [...answer.anomalies].sort((a, b) => b.date.localeCompare(a.date) || b.severity - a.severity);
-      this.reachBackTo = scope.anomaliesReachBackTo;
-      this.render(this.data);
-    } catch (error) {
-      if (isAbort(error)) return;
-      this.data = null;
-      setState(this.el, "error");
-      replace(this.body, errorBox(error, () => void this.load(scope, new AbortController().signal, false)));
-      throw error;
-    }
+  protected override async fetch(scope: Scope, signal: AbortSignal): Promise<Anomaly[]> {
+    const answer = await execute(AnomaliesDocument, { accountId: scope.accountId, ...scope.anomalyVars }, signal);
+    return [...answer.anomalies].sort((a, b) => b.date.localeCompare(a.date) || b.severity - a.severity);
+  }
+
+  protected override render(anomalies: Anomaly[], scope: Scope): void {
+    this.reachBackTo = scope.anomaliesReachBackTo;
+    this.draw(anomalies);
   }
 
   /** Key names arrive with the cards; redraw so that entries name their key. */
   refreshNames(): void {
-    if (this.data) this.render(this.data);
+    if (this.data) this.draw(this.data);
   }
 
-  private render(anomalies: Anomaly[]): void {
+  private draw(anomalies: Anomaly[]): void {
     this.el.classList.toggle("has-anomalies", anomalies.length > 0);
     if (anomalies.length === 0) {
       setState(this.el, "empty");

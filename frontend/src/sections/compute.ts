@@ -6,7 +6,8 @@ import { h, replace } from "../dom";
 import { exactMoney, hours, money, toMicros } from "../format";
 import { ComputeChartDocument, type ComputeChartQuery } from "../generated/graphql";
 import type { Scope } from "../scope";
-import { empty, errorBox, isAbort, loading, section, setState } from "../ui";
+import { empty, section, setState } from "../ui";
+import { LoadedSection } from "./lifecycle";
 
 export type ComputeData = ComputeChartQuery["usage"]["compute"] & { days: string[] };
 
@@ -28,43 +29,25 @@ export function computeDaily(data: ComputeData): number[][] {
   });
 }
 
-export class ComputeSection {
-  readonly el: HTMLElement;
-  private readonly body: HTMLElement;
+export class ComputeSection extends LoadedSection<ComputeData> {
   private readonly canvas = h("canvas", { role: "img", "aria-label": "Daily compute spend" });
   private readonly chartBox = h("div", { className: "chart-box" }, this.canvas);
   private readonly chart = new StackedDailyChart("compute", this.canvas, null);
-  data: ComputeData | null = null;
-  onData: (data: ComputeData | null) => void = () => {};
 
   constructor() {
-    const frame = section("compute", "Compute", "Agent VMs (running and paused) and plain VMs, per UTC day.");
-    this.el = frame.el;
-    this.body = frame.body;
+    super(section("compute", "Compute", "Agent VMs (running and paused) and plain VMs, per UTC day."), { label: "Loading compute", lines: 4, tall: true });
   }
 
-  async load(scope: Scope, signal: AbortSignal, quiet: boolean): Promise<void> {
-    if (!quiet || !this.data) {
-      setState(this.el, "loading");
-      loading(this.body, "Loading compute", 4, true);
-    }
-    try {
-      const answer = await execute(ComputeChartDocument, { filter: scope.base }, signal);
-      this.data = { ...answer.usage.compute, days: scope.period.days };
-      this.render(this.data);
-      this.onData(this.data);
-    } catch (error) {
-      if (isAbort(error)) return;
-      this.data = null;
-      this.onData(null);
-      this.chart.destroy();
-      setState(this.el, "error");
-      replace(this.body, errorBox(error, () => void this.load(scope, new AbortController().signal, false)));
-      throw error;
-    }
+  protected override async fetch(scope: Scope, signal: AbortSignal): Promise<ComputeData> {
+    const answer = await execute(ComputeChartDocument, { filter: scope.base }, signal);
+    return { ...answer.usage.compute, days: scope.period.days };
   }
 
-  private render(data: ComputeData): void {
+  protected override cleared(): void {
+    this.chart.destroy();
+  }
+
+  protected override render(data: ComputeData): void {
     if (toMicros(data.totalCents) === 0 && data.agents.length === 0 && data.plainVms.length === 0) {
       this.chart.destroy();
       setState(this.el, "empty");

@@ -6,7 +6,8 @@ import { exactMoney, monthName } from "../format";
 import { InvoicePreviewDocument, type InvoicePreviewQuery } from "../generated/graphql";
 import type { Scope } from "../scope";
 import { today } from "../state";
-import { errorBox, isAbort, loading, section, setState } from "../ui";
+import { section, setState } from "../ui";
+import { LoadedSection } from "./lifecycle";
 
 export type Invoice = InvoicePreviewQuery["invoice"];
 
@@ -14,38 +15,20 @@ const AXIS_LABELS = { COMPUTE: "Compute", LLM: "LLM requests", VOICE: "Voice" } 
 
 const wholeCents = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
 
-export class InvoiceSection {
-  readonly el: HTMLElement;
-  private readonly body: HTMLElement;
+export class InvoiceSection extends LoadedSection<Invoice> {
   private readonly title: HTMLElement;
-  data: Invoice | null = null;
 
   constructor() {
-    const frame = section("invoice", "Invoice preview", "Lines rounded half-up to whole cents; the total is their sum.");
-    this.el = frame.el;
-    this.body = frame.body;
-    this.title = frame.el.querySelector("h2") as HTMLElement;
+    super(section("invoice", "Invoice preview", "Lines rounded half-up to whole cents; the total is their sum."), { label: "Loading the invoice preview", lines: 4 });
+    this.title = this.el.querySelector("h2") as HTMLElement;
   }
 
-  async load(scope: Scope, signal: AbortSignal, quiet: boolean): Promise<void> {
-    if (!quiet || !this.data) {
-      setState(this.el, "loading");
-      loading(this.body, "Loading the invoice preview", 4);
-    }
-    try {
-      const answer = await execute(InvoicePreviewDocument, { accountId: scope.accountId, month: scope.invoiceMonth }, signal);
-      this.data = answer.invoice;
-      this.render(this.data);
-    } catch (error) {
-      if (isAbort(error)) return;
-      this.data = null;
-      setState(this.el, "error");
-      replace(this.body, errorBox(error, () => void this.load(scope, new AbortController().signal, false)));
-      throw error;
-    }
+  protected override async fetch(scope: Scope, signal: AbortSignal): Promise<Invoice> {
+    const answer = await execute(InvoicePreviewDocument, { accountId: scope.accountId, month: scope.invoiceMonth }, signal);
+    return answer.invoice;
   }
 
-  private render(invoice: Invoice): void {
+  protected override render(invoice: Invoice): void {
     setState(this.el, "ready");
     const open = invoice.month >= today().slice(0, 7);
     this.title.textContent = `Invoice preview — ${monthName(invoice.month)}`;

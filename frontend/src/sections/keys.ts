@@ -5,7 +5,8 @@ import { h, replace } from "../dom";
 import { count, exactMoney, money, percent, toMicros } from "../format";
 import { KeyCardsDocument, type KeyCardsQuery } from "../generated/graphql";
 import type { Scope } from "../scope";
-import { empty, errorBox, isAbort, loading, section, setState } from "../ui";
+import { empty, section, setState } from "../ui";
+import { LoadedSection } from "./lifecycle";
 
 export type VirtualKey = KeyCardsQuery["virtualKeys"][number];
 
@@ -45,67 +46,48 @@ export interface KeyActions {
   openKeyLog?(key: VirtualKey): void;
 }
 
-export class KeysSection {
-  readonly el: HTMLElement;
-  private readonly body: HTMLElement;
-  data: KeysData | null = null;
-  onData: (data: KeysData | null) => void = () => {};
-
+export class KeysSection extends LoadedSection<KeysData> {
   constructor(private readonly actions: KeyActions) {
-    const frame = section(
-      "keys",
-      "Virtual keys",
-      "Each key's spend this calendar month against its monthly cap, and what it spent in the selected period.",
+    super(
+      section(
+        "keys",
+        "Virtual keys",
+        "Each key's spend this calendar month against its monthly cap, and what it spent in the selected period.",
+      ),
+      { label: "Loading virtual keys", lines: 3 },
     );
-    this.el = frame.el;
-    this.body = frame.body;
   }
 
-  async load(scope: Scope, signal: AbortSignal, quiet: boolean): Promise<void> {
-    if (!quiet || !this.data) {
-      setState(this.el, "loading");
-      loading(this.body, "Loading virtual keys", 3);
-    }
-    try {
-      const answers = await Promise.all(
-        scope.llm.map((filter) => execute(KeyCardsDocument, { accountId: scope.accountId, filter }, signal)),
-      );
-      const keys = answers[0]?.virtualKeys ?? [];
-      const spent = new Map<string, { micros: number; requests: number }>();
-      for (const answer of answers) {
-        for (const k of answer.usage.llm.keys) {
-          const s = spent.get(k.keyId) ?? { micros: 0, requests: 0 };
-          s.micros += toMicros(k.totalCents);
-          s.requests += k.requestCount;
-          spent.set(k.keyId, s);
-        }
+  protected override async fetch(scope: Scope, signal: AbortSignal): Promise<KeysData> {
+    const answers = await Promise.all(
+      scope.llm.map((filter) => execute(KeyCardsDocument, { accountId: scope.accountId, filter }, signal)),
+    );
+    const keys = answers[0]?.virtualKeys ?? [];
+    const spent = new Map<string, { micros: number; requests: number }>();
+    for (const answer of answers) {
+      for (const k of answer.usage.llm.keys) {
+        const s = spent.get(k.keyId) ?? { micros: 0, requests: 0 };
+        s.micros += toMicros(k.totalCents);
+        s.requests += k.requestCount;
+        spent.set(k.keyId, s);
       }
-      const { keyIds, providers } = scope.state;
-      const cards = keys
-        .filter((k) => keyIds.length === 0 || keyIds.includes(k.id))
-        .filter((k) => providers.length === 0 || k.provider === null || providers.includes(k.provider))
-        .map((key) => ({ key, periodMicros: spent.get(key.id)?.micros ?? 0, periodRequests: spent.get(key.id)?.requests ?? 0 }))
-        .sort(
-          (a, b) =>
-            Number(a.key.status !== "active") - Number(b.key.status !== "active") ||
-            (b.key.percentUsed ?? -1) - (a.key.percentUsed ?? -1) ||
-            b.key.accruedCents - a.key.accruedCents ||
-            a.key.name.localeCompare(b.key.name),
-        );
-      this.data = { keys, cards };
-      this.render(this.data, scope);
-      this.onData(this.data);
-    } catch (error) {
-      if (isAbort(error)) return;
-      this.data = null;
-      this.onData(null);
-      setState(this.el, "error");
-      replace(this.body, errorBox(error, () => void this.load(scope, new AbortController().signal, false)));
-      throw error;
     }
+    const { keyIds, providers } = scope.state;
+    const cards = keys
+      .filter((k) => keyIds.length === 0 || keyIds.includes(k.id))
+      .filter((k) => providers.length === 0 || k.provider === null || providers.includes(k.provider))
+      .map((key) => ({ key, periodMicros: spent.get(key.id)?.micros ?? 0, periodRequests: spent.get(key.id)?.requests ?? 0 }))
+      .sort(
+        (a, b) =>
+          Number(a.key.status !== "active") - Number(b.key.status !== "active") ||
+          (b.key.percentUsed ?? -1) - (a.key.percentUsed ?? -1) ||
+          b.key.accruedCents - a.key.accruedCents ||
+          a.key.name.localeCompare(b.key.name),
+      );
+    return { keys, cards };
   }
 
-  private render(data: KeysData, scope: Scope): void {
+  protected override render(data: KeysData, scope: Scope): void {
     if (data.keys.length === 0) {
       setState(this.el, "empty");
       replace(

@@ -7,7 +7,8 @@ import { count, exactMoney, longDay, money, shortDay, toMicros } from "../format
 import { LlmDailyChartDocument } from "../generated/graphql";
 import type { Scope } from "../scope";
 import type { LogSelection } from "../state";
-import { empty, errorBox, isAbort, loading, section, setState, toggleButton } from "../ui";
+import { empty, section, setState, toggleButton } from "../ui";
+import { LoadedSection } from "./lifecycle";
 
 export interface ModelSeries {
   model: string;
@@ -55,30 +56,27 @@ export function mergeLlm(days: string[], answers: { daily: { date: string; model
   return { days, totalCents: totalMicros / 1e6, requestCount, models };
 }
 
-export class LlmSection {
-  readonly el: HTMLElement;
-  private readonly body: HTMLElement;
+export class LlmSection extends LoadedSection<LlmData> {
   private readonly chartBox: HTMLElement;
   private readonly canvas: HTMLCanvasElement;
   private readonly tableBox: HTMLElement;
   private readonly chart: StackedDailyChart;
   private showTable = false;
-  data: LlmData | null = null;
-  onData: (data: LlmData | null) => void = () => {};
 
   constructor(private readonly openLog: (selection: LogSelection) => void) {
     const tableToggle = toggleButton("Show as table", "Hide table", (on) => {
       this.showTable = on;
       this.render();
     });
-    const frame = section(
-      "llm",
-      "Daily LLM spend by model",
-      "One bar per UTC day, one colour per model. Click a segment for that day's requests.",
-      tableToggle,
+    super(
+      section(
+        "llm",
+        "Daily LLM spend by model",
+        "One bar per UTC day, one colour per model. Click a segment for that day's requests.",
+        tableToggle,
+      ),
+      { label: "Loading daily LLM spend", lines: 6, tall: true },
     );
-    this.el = frame.el;
-    this.body = frame.body;
     this.canvas = h("canvas", { role: "img", "aria-label": "Daily LLM spend by model" });
     this.chartBox = h("div", { className: "chart-box chart-box-large" }, this.canvas);
     this.tableBox = h("div", { className: "table-scroll" });
@@ -89,28 +87,17 @@ export class LlmSection {
     });
   }
 
-  async load(scope: Scope, signal: AbortSignal, quiet: boolean): Promise<void> {
-    if (!quiet || !this.data) {
-      setState(this.el, "loading");
-      loading(this.body, "Loading daily LLM spend", 6, true);
-    }
-    try {
-      const answers = await Promise.all(scope.llm.map((filter) => execute(LlmDailyChartDocument, { filter }, signal)));
-      this.data = mergeLlm(scope.period.days, answers.map((a) => a.usage.llm));
-      this.render();
-      this.onData(this.data);
-    } catch (error) {
-      if (isAbort(error)) return;
-      this.data = null;
-      this.onData(null);
-      this.chart.destroy();
-      setState(this.el, "error");
-      replace(this.body, errorBox(error, () => void this.load(scope, new AbortController().signal, false)));
-      throw error;
-    }
+  protected override async fetch(scope: Scope, signal: AbortSignal): Promise<LlmData> {
+    const answers = await Promise.all(scope.llm.map((filter) => execute(LlmDailyChartDocument, { filter }, signal)));
+    return mergeLlm(scope.period.days, answers.map((a) => a.usage.llm));
   }
 
-  private render(): void {
+  protected override cleared(): void {
+    this.chart.destroy();
+  }
+
+  /** Draws this.data: called on each answer and when the table is toggled. */
+  protected override render(): void {
     const data = this.data;
     if (!data) return;
     if (data.requestCount === 0) {

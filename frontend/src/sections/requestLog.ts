@@ -6,7 +6,8 @@ import { count, exactMoney, longDay, timestamp } from "../format";
 import { RequestLogDocument, type RequestLogQuery } from "../generated/graphql";
 import type { Scope } from "../scope";
 import type { LogSelection } from "../state";
-import { errorBox, isAbort, skeleton } from "../ui";
+import { setState, skeleton } from "../ui";
+import { runLoad } from "./lifecycle";
 
 // The page size written in RequestLog.graphql.
 export const PAGE_SIZE = 50;
@@ -40,6 +41,7 @@ export class RequestLogDialog {
     );
     this.el.addEventListener("close", () => {
       this.controller?.abort();
+      this.el.setAttribute("aria-busy", "false");
       this.selection = null;
       this.onClose();
     });
@@ -94,36 +96,37 @@ export class RequestLogDialog {
     this.controller?.abort();
     const controller = new AbortController();
     this.controller = controller;
-    this.el.setAttribute("aria-busy", "true");
-    this.el.dataset.state = "loading";
-    replace(this.body, skeleton(6));
-    try {
-      const provider = selection.provider ?? (scope.state.providers.length === 1 ? scope.state.providers[0] : null);
-      const answer = await execute(
-        RequestLogDocument,
-        {
-          date: selection.date,
-          accountId: scope.accountId,
-          keyIds: this.keysInView(),
-          provider: provider ?? null,
-          model: selection.model,
-          after: this.cursors[this.page] ?? null,
-        },
-        controller.signal,
-      );
-      const agents = new Map(answer.usage.llm.agents.map((a) => [a.agentId, a.agentName]));
-      this.render(answer.requests, agents, selection, provider ?? null);
-    } catch (error) {
-      if (isAbort(error)) return;
-      this.el.dataset.state = "error";
-      replace(this.body, errorBox(error, () => void this.load()));
-    } finally {
-      if (this.controller === controller) this.el.setAttribute("aria-busy", "false");
-    }
+    const provider = selection.provider ?? (scope.state.providers.length === 1 ? scope.state.providers[0] : null) ?? null;
+    await runLoad({
+      el: this.el,
+      body: this.body,
+      signal: controller.signal,
+      placeholder: () => replace(this.body, skeleton(6)),
+      fetch: (signal) =>
+        execute(
+          RequestLogDocument,
+          {
+            date: selection.date,
+            accountId: scope.accountId,
+            keyIds: this.keysInView(),
+            provider,
+            model: selection.model,
+            after: this.cursors[this.page] ?? null,
+          },
+          signal,
+        ),
+      show: (answer) => {
+        const agents = new Map(answer.usage.llm.agents.map((a) => [a.agentId, a.agentName]));
+        this.render(answer.requests, agents, selection, provider);
+      },
+      retry: () => void this.load(),
+    }).catch(() => {
+      // Drawn in the dialog with its "Try again"; the page's freshness is not the log's.
+    });
   }
 
   private render(page: LogPage, agents: Map<string | null, string | null>, selection: LogSelection, provider: string | null): void {
-    this.el.dataset.state = "ready";
+    setState(this.el, "ready");
     const keys = this.keysInView();
     replace(
       this.summary,

@@ -6,7 +6,8 @@ import { h, replace } from "../dom";
 import { count, money, toMicros } from "../format";
 import { VoiceChartDocument, type VoiceChartQuery } from "../generated/graphql";
 import type { Scope } from "../scope";
-import { empty, errorBox, isAbort, loading, section, setState } from "../ui";
+import { empty, section, setState } from "../ui";
+import { LoadedSection } from "./lifecycle";
 
 export type VoiceData = VoiceChartQuery["usage"]["voice"] & { days: string[] };
 
@@ -38,43 +39,25 @@ export function voiceSeries(data: VoiceData): VoiceSeries[] {
   return [...byModel.values()].sort((a, b) => b.totalMicros - a.totalMicros || a.voiceModel.localeCompare(b.voiceModel));
 }
 
-export class VoiceSection {
-  readonly el: HTMLElement;
-  private readonly body: HTMLElement;
+export class VoiceSection extends LoadedSection<VoiceData> {
   private readonly canvas = h("canvas", { role: "img", "aria-label": "Daily voice spend" });
   private readonly chartBox = h("div", { className: "chart-box" }, this.canvas);
   private readonly chart = new StackedDailyChart("voice", this.canvas, null);
-  data: VoiceData | null = null;
-  onData: (data: VoiceData | null) => void = () => {};
 
   constructor() {
-    const frame = section("voice", "Voice", "Text-to-speech characters per UTC day, by voice model.");
-    this.el = frame.el;
-    this.body = frame.body;
+    super(section("voice", "Voice", "Text-to-speech characters per UTC day, by voice model."), { label: "Loading voice", lines: 4, tall: true });
   }
 
-  async load(scope: Scope, signal: AbortSignal, quiet: boolean): Promise<void> {
-    if (!quiet || !this.data) {
-      setState(this.el, "loading");
-      loading(this.body, "Loading voice", 4, true);
-    }
-    try {
-      const answer = await execute(VoiceChartDocument, { filter: scope.base }, signal);
-      this.data = { ...answer.usage.voice, days: scope.period.days };
-      this.render(this.data);
-      this.onData(this.data);
-    } catch (error) {
-      if (isAbort(error)) return;
-      this.data = null;
-      this.onData(null);
-      this.chart.destroy();
-      setState(this.el, "error");
-      replace(this.body, errorBox(error, () => void this.load(scope, new AbortController().signal, false)));
-      throw error;
-    }
+  protected override async fetch(scope: Scope, signal: AbortSignal): Promise<VoiceData> {
+    const answer = await execute(VoiceChartDocument, { filter: scope.base }, signal);
+    return { ...answer.usage.voice, days: scope.period.days };
   }
 
-  private render(data: VoiceData): void {
+  protected override cleared(): void {
+    this.chart.destroy();
+  }
+
+  protected override render(data: VoiceData): void {
     if (data.totalCharacters === 0 && toMicros(data.totalCents) === 0) {
       this.chart.destroy();
       setState(this.el, "empty");

@@ -1,0 +1,1 @@
+"""Support for development only, shared by tests/ and benchmarks/: never part of the product."""
