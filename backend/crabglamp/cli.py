@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from crabglamp.settings import Settings
 
@@ -181,19 +184,47 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         access_log=False,
         proxy_headers=True,
     )
-    if workers == 1:
-        uvicorn.Server(config).run()
-        return 0
-    from uvicorn.supervisors import Multiprocess
+    with _metrics_across_workers(workers):
+        if workers == 1:
+            uvicorn.Server(config).run()
+            return 0
+        from uvicorn.supervisors import Multiprocess
 
-    # uvicorn binds the workers' shared socket without naming TCP as its protocol, so asyncio
-    # never sets TCP_NODELAY on the connections they accept, and a response written in two
-    # parts (headers, body) waits ~40 ms for the client's delayed ACK. Linux hands the option
-    # on from the listening socket to every connection accepted from it.
-    sock = config.bind_socket()
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    Multiprocess(config, sockets=[sock]).run()
-    return 0
+        # uvicorn binds the workers' shared socket without naming TCP as its protocol, so
+        # asyncio never sets TCP_NODELAY on the connections they accept, and a response written
+        # in two parts (headers, body) waits ~40 ms for the client's delayed ACK. Linux hands
+        # the option on from the listening socket to every connection accepted from it.
+        sock = config.bind_socket()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        Multiprocess(config, sockets=[sock]).run()
+        return 0
+
+
+@contextlib.contextmanager
+def _metrics_across_workers(workers: int) -> Iterator[None]:
+    """The workers write their metrics to files in one folder, and `/metrics` sums them: the
+    folder named by PROMETHEUS_MULTIPROC_DIR, or else a fresh one for this run. Set before the
+    workers start: prometheus-client reads it once, when a worker first imports it."""
+    from crabglamp.proxy.metrics import MULTIPROC_DIR_ENV
+
+    chosen = os.environ.get(MULTIPROC_DIR_ENV)
+    if chosen:
+        # The files of an earlier run would add its counts to this one's.
+        folder = Path(chosen)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    if workers == 1:
+        yield  # one process keeps its metrics in memory
+        return
+    with tempfile.TemporaryDirectory(prefix="crabglamp-metrics-") as made:
+        os.environ[MULTIPROC_DIR_ENV] = made
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROC_DIR_ENV]
 
 
 if __name__ == "__main__":

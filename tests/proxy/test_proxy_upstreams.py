@@ -124,7 +124,7 @@ def test_metrics_render_prometheus_text() -> None:
     assert 'requests_total{route="a \\"quoted\\"\\nroute"} 1' in text
     assert "# TYPE latency_seconds histogram" in text
     assert 'latency_seconds_bucket{le="0.1"} 1' in text
-    assert 'latency_seconds_bucket{le="1"} 2' in text
+    assert 'latency_seconds_bucket{le="1.0"} 2' in text
     assert 'latency_seconds_bucket{le="+Inf"} 3' in text
     assert "latency_seconds_count 3" in text and "latency_seconds_sum 5.55" in text
 

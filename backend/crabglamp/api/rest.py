@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
@@ -114,7 +115,19 @@ async def get_usage(request: Request) -> Response:
         return _bad(exc.parameter, exc.message)
     except AccessDenied as exc:
         return error_response(403, "forbidden", str(exc))
-    return JSONResponse(usage_json(spent))
+    return UsageResponse(usage_json(spent))
+
+
+class UsageResponse(JSONResponse):
+    """Starlette's JSONResponse, encoded by orjson: the usage of a month is the largest answer.
+
+    The same bytes (compact, UTF-8) but for floats under 1e-4 cents, which orjson writes
+    `0.00001` and `1e-6` where Python writes `1e-05` and `1e-06`: the same numbers. The cents
+    are never NaN (json.dumps would refuse it, orjson writes null).
+    """
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 # The JSON of DESIGN 4.1: money as continuous cents, durations in hours

@@ -202,6 +202,7 @@ class Proxy:
             self._sweeper = None
         await self.http.aclose()
         await self.caps.close()
+        self.metrics.close()
 
     async def _sweep_forever(self) -> None:
         last_reconcile = time.monotonic()
@@ -261,21 +262,25 @@ class Proxy:
             "crabglamp_proxy_reservations_swept_total",
             "Reservations freed by the sweeper after their request's deadline.",
         )
-        m.gauge("crabglamp_proxy_in_flight", "Requests being proxied right now.")
+        # The server's requests in flight are those of its live workers: a worker that is gone
+        # took its requests with it.
+        m.gauge(
+            "crabglamp_proxy_in_flight",
+            "Requests being proxied right now.",
+            across_workers="livesum",
+        )
         m.histogram(
             "crabglamp_writer_batch_size", "Events per group-commit transaction.", BATCH_BUCKETS
         )
         m.counter("crabglamp_writer_batches_total", "Group-commit transactions committed.")
         m.counter("crabglamp_writer_events_total", "Events committed by the group-commit writer.")
-        m.set("crabglamp_proxy_in_flight", (), 0)
 
-        def copy_writer_stats() -> None:
-            stats = self.writer.stats
-            m.put_histogram("crabglamp_writer_batch_size", (), stats.batch_sizes)
-            m.set("crabglamp_writer_batches_total", (), stats.batches)
-            m.set("crabglamp_writer_events_total", (), stats.events)
+        def count_batch(size: int) -> None:
+            m.observe("crabglamp_writer_batch_size", (), size)
+            m.inc("crabglamp_writer_batches_total")
+            m.inc("crabglamp_writer_events_total", (), size)
 
-        m.on_render(copy_writer_stats)
+        self.writer.on_commit.append(count_batch)
 
     # Handling
 

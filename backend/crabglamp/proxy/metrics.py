@@ -1,18 +1,29 @@
-"""Counters and histograms of one server process, served as Prometheus text at `/metrics`.
+"""Counters, gauges and histograms of the server, served as Prometheus text at `/metrics`.
 
-Small on purpose: a label set is a tuple, a histogram is cumulative bucket counts, and rendering
-follows the text exposition format 0.0.4. Each worker process has its own registry; Prometheus
-tells them apart by instance, as with any multi-process server.
+prometheus-client keeps the figures. Under `crabglamp serve --workers N` each worker writes its
+own to files in PROMETHEUS_MULTIPROC_DIR (which `serve` sets before the workers start), and the
+worker that answers `/metrics` sums them all: every scrape sees the server's one set of counters.
+Without the variable (one process, the tests) each `Metrics` keeps its figures in memory.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+    values,
+)
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (
     0.001,
     0.0025,
@@ -31,120 +42,85 @@ LATENCY_BUCKETS = (
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
+# prometheus-client chooses between memory and shared files once, when it is first imported,
+# from the environment variable: follow its choice rather than read the variable a second time.
+_SHARED = values.ValueClass is not values.MutexValue
+# No `<name>_created` series: the exposition never had them, and multiprocess mode has none.
+# (prometheus-client leaves these three functions unannotated.)
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
-@dataclass(slots=True)
-class Histogram:
-    buckets: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    total: float = 0.0
-    n: int = 0
-
-    def __post_init__(self) -> None:
-        self.counts = [0] * (len(self.buckets) + 1)
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.total += value
-        self.n += 1
-
-
-@dataclass(slots=True)
-class _Family:
-    name: str
-    kind: str  # "counter" | "histogram" | "gauge"
-    help: str
-    label_names: tuple[str, ...]
-    buckets: tuple[float, ...] = ()
-    values: dict[tuple[str, ...], Any] = field(default_factory=dict)
+GaugeMode = Literal["livesum", "livemax", "livemin", "max", "min", "sum", "mostrecent"]
 
 
 class Metrics:
     def __init__(self) -> None:
-        self._families: dict[str, _Family] = {}
-        self._collectors: list[Callable[[], None]] = []
+        # A registry of its own: the tests run many proxies in one process. In shared mode it
+        # still answers `value` with this process's figures.
+        self._registry = CollectorRegistry()
+        self._label_names: dict[str, tuple[str, ...]] = {}
+        self._counted: dict[str, Counter | Gauge] = {}
+        self._gauges: dict[str, Gauge] = {}
+        self._histograms: dict[str, Histogram] = {}
 
     def counter(self, name: str, help: str, labels: Sequence[str] = ()) -> str:
-        self._families.setdefault(name, _Family(name, "counter", help, tuple(labels)))
+        if name not in self._label_names:
+            self._counted[name] = Counter(name, help, labels, registry=self._registry)
+            self._label_names[name] = tuple(labels)
         return name
 
-    def gauge(self, name: str, help: str, labels: Sequence[str] = ()) -> str:
-        self._families.setdefault(name, _Family(name, "gauge", help, tuple(labels)))
+    def gauge(
+        self, name: str, help: str, labels: Sequence[str] = (), *, across_workers: GaugeMode
+    ) -> str:
+        """`across_workers`: how the workers' values make the server's (prometheus-client's
+        multiprocess_mode); a `live` mode forgets a worker once it is gone."""
+        if name not in self._label_names:
+            gauge = Gauge(
+                name, help, labels, registry=self._registry, multiprocess_mode=across_workers
+            )
+            self._counted[name] = self._gauges[name] = gauge
+            self._label_names[name] = tuple(labels)
         return name
 
     def histogram(
         self, name: str, help: str, buckets: Sequence[float], labels: Sequence[str] = ()
     ) -> str:
-        self._families.setdefault(
-            name, _Family(name, "histogram", help, tuple(labels), tuple(buckets))
-        )
+        if name not in self._label_names:
+            self._histograms[name] = Histogram(
+                name, help, labels, registry=self._registry, buckets=buckets
+            )
+            self._label_names[name] = tuple(labels)
         return name
 
     def inc(self, name: str, labels: tuple[str, ...] = (), amount: float = 1) -> None:
-        values = self._families[name].values
-        values[labels] = values.get(labels, 0) + amount
+        metric = self._counted[name]
+        (metric.labels(*labels) if labels else metric).inc(amount)
 
     def set(self, name: str, labels: tuple[str, ...], value: float) -> None:
-        self._families[name].values[labels] = value
+        metric = self._gauges[name]
+        (metric.labels(*labels) if labels else metric).set(value)
 
     def observe(self, name: str, labels: tuple[str, ...], value: float) -> None:
-        family = self._families[name]
-        found = family.values.get(labels)
-        if found is None:
-            found = family.values[labels] = Histogram(family.buckets)
-        found.observe(value)
+        metric = self._histograms[name]
+        (metric.labels(*labels) if labels else metric).observe(value)
 
-    def put_histogram(self, name: str, labels: tuple[str, ...], histogram: Histogram) -> None:
-        self._families[name].values[labels] = histogram
-
-    def on_render(self, collect: Callable[[], None]) -> None:
-        """`collect` runs before each rendering, to copy figures kept elsewhere (the writer's)."""
-        self._collectors.append(collect)
-
-    def value(self, name: str, labels: tuple[str, ...] = ()) -> Any:
-        return self._families[name].values.get(labels, 0)
+    def value(self, name: str, labels: tuple[str, ...] = ()) -> float:
+        """A counter's or gauge's value in this process."""
+        found = self._registry.get_sample_value(
+            name, dict(zip(self._label_names[name], labels, strict=True))
+        )
+        return found or 0
 
     def render(self) -> str:
-        for collect in self._collectors:
-            collect()
-        lines: list[str] = []
-        for family in self._families.values():
-            lines.append(f"# HELP {family.name} {family.help}")
-            lines.append(f"# TYPE {family.name} {family.kind}")
-            for labels, value in sorted(family.values.items()):
-                pairs = list(zip(family.label_names, labels, strict=True))
-                if family.kind == "histogram":
-                    lines.extend(_histogram_lines(family.name, pairs, value))
-                else:
-                    lines.append(f"{family.name}{_labels(pairs)} {_number(value)}")
-        return "\n".join(lines) + "\n"
+        if not _SHARED:
+            return generate_latest(self._registry).decode("utf-8")
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker).decode("utf-8")
 
-
-def _histogram_lines(name: str, pairs: list[tuple[str, str]], h: Histogram) -> list[str]:
-    lines = []
-    running = 0
-    for bound, count in zip((*h.buckets, math.inf), h.counts, strict=True):
-        running += count
-        le = "+Inf" if bound == math.inf else _number(bound)
-        lines.append(f"{name}_bucket{_labels([*pairs, ('le', le)])} {running}")
-    lines.append(f"{name}_sum{_labels(pairs)} {_number(h.total)}")
-    lines.append(f"{name}_count{_labels(pairs)} {h.n}")
-    return lines
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(pairs: Sequence[tuple[str, str]]) -> str:
-    if not pairs:
-        return ""
-    return "{" + ",".join(f'{key}="{_escape(value)}"' for key, value in pairs) + "}"
-
-
-def _number(value: float) -> str:
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        return str(int(value))
-    return repr(float(value))
+    def close(self) -> None:
+        """This process stops serving: its `live` gauges no longer count (its counters do)."""
+        if _SHARED:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 class MetricsEndpoint:

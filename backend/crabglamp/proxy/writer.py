@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError
 
@@ -16,7 +17,6 @@ from crabglamp.db import is_sqlite, write_transaction
 from crabglamp.db.retry import retryable
 from crabglamp.ingest.ingestor import IngestError, Ingestor, Record
 from crabglamp.proxy.caps import Settlement, settle_in
-from crabglamp.proxy.metrics import BATCH_BUCKETS, Histogram
 
 _RETRIES = 8
 
@@ -27,7 +27,6 @@ class WriterStats:
     events: int = 0
     largest_batch: int = 0
     failed_batches: int = 0
-    batch_sizes: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
 
 
 @dataclass(slots=True)
@@ -48,6 +47,8 @@ class GroupCommitWriter:
         self.ingestor = ingestor
         self.max_batch = max_batch
         self.stats = WriterStats()
+        # Told the size of each batch once committed (the proxy's metrics).
+        self.on_commit: list[Callable[[int], None]] = []
         # SQLite has one writer at a time; tasks of this process that write through their own
         # connections (the spend caps' admissions) take turns here instead of sleeping on the
         # database's busy handler.
@@ -102,7 +103,8 @@ class GroupCommitWriter:
         self.stats.batches += 1
         self.stats.events += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        self.stats.batch_sizes.observe(len(batch))
+        for told in self.on_commit:
+            told(len(batch))
         for item in batch:
             if not item.future.done():  # a caller that disconnected has cancelled its future
                 item.future.set_result(None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -124,6 +125,11 @@ class GraphQLView(GraphQL[Context, None]):
             if sub_response.media_type == GRAPHQL_RESPONSE_JSON:
                 sub_response.status_code = 400
         return data
+
+    def encode_json(self, data: object) -> bytes:
+        # Strawberry's json.dumps(separators=(",", ":")) escapes non-ASCII as \\uXXXX; orjson
+        # writes it as UTF-8, which JSON over HTTP is (RFC 8259, 8.1): the same JSON value.
+        return orjson.dumps(data)
 
     def create_response(
         self,
