@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 import strawberry
 
 from crabglamp.api.graphql.anomalies.queries import resolve_anomalies
 from crabglamp.api.graphql.anomalies.types import AnomalyType
+from crabglamp.api.graphql.arguments import AgentArg, FromArg, MonthArg, ProviderArg, ToArg
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.invoice.queries import invoice_of
 from crabglamp.api.graphql.invoice.types import InvoiceType
@@ -67,9 +67,7 @@ class AccountType:
     async def virtual_keys(
         self,
         info: Info,
-        provider: Annotated[
-            str | None, strawberry.argument(description="Only keys for this provider.")
-        ] = None,
+        provider: ProviderArg = None,
     ) -> list[VirtualKeyType]:
         keys = await info.context.loaders.keys_of_account.load(self.account.id)
         return with_provider(keys, provider)
@@ -91,18 +89,10 @@ class AccountType:
     async def usage(
         self,
         info: Info,
-        month: Annotated[
-            str | None, strawberry.argument(description="A UTC month, YYYY-MM.")
-        ] = None,
-        date_from: Annotated[
-            date | None, strawberry.argument(name="from", description="First day (inclusive).")
-        ] = None,
-        date_to: Annotated[
-            date | None, strawberry.argument(name="to", description="Last day (inclusive).")
-        ] = None,
-        agent_id: Annotated[
-            strawberry.ID | None, strawberry.argument(description="Only this agent.")
-        ] = None,
+        month: MonthArg = None,
+        date_from: FromArg = None,
+        date_to: ToArg = None,
+        agent_id: AgentArg = None,
         key_ids: Annotated[
             list[strawberry.ID] | None,
             strawberry.argument(description="Only these virtual keys (LLM axis)."),
@@ -134,9 +124,7 @@ class AccountType:
     async def invoice(
         self,
         info: Info,
-        month: Annotated[
-            str | None, strawberry.argument(description="A UTC month, YYYY-MM.")
-        ] = None,
+        month: MonthArg = None,
     ) -> InvoiceType:
         return await invoice_of(info, self.account.id, month)
 
@@ -144,14 +132,8 @@ class AccountType:
     async def anomalies(
         self,
         info: Info,
-        month: Annotated[
-            str | None, strawberry.argument(description="A UTC month, YYYY-MM.")
-        ] = None,
-        date_from: Annotated[
-            date | None, strawberry.argument(name="from", description="First day (inclusive).")
-        ] = None,
-        date_to: Annotated[
-            date | None, strawberry.argument(name="to", description="Last day (inclusive).")
-        ] = None,
+        month: MonthArg = None,
+        date_from: FromArg = None,
+        date_to: ToArg = None,
     ) -> list[AnomalyType]:
         return await resolve_anomalies(info, self.account.id, month, date_from, date_to)

@@ -11,6 +11,7 @@ from crabglamp.api.graphql.alerts.types import (
     AlertDeliveryType,
     AlertEndpointType,
 )
+from crabglamp.api.graphql.arguments import AccountIdArg
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.permissions import account_scope, bad_input, optional_uuid
 from crabglamp.jobs import alerts as core
@@ -24,10 +25,7 @@ class AlertQueries:
     async def alert_endpoints(
         self,
         info: Info,
-        account_id: Annotated[
-            strawberry.ID | None,
-            strawberry.argument(description="The account; default: the caller's."),
-        ] = None,
+        account_id: AccountIdArg = None,
     ) -> list[AlertEndpointType]:
         scope = await account_scope(info, optional_uuid(account_id, "accountId"))
         async with info.context.db.connection() as conn:
@@ -41,10 +39,7 @@ class AlertQueries:
     async def alert_deliveries(
         self,
         info: Info,
-        account_id: Annotated[
-            strawberry.ID | None,
-            strawberry.argument(description="The account; default: the caller's."),
-        ] = None,
+        account_id: AccountIdArg = None,
         endpoint_id: Annotated[
             strawberry.ID | None, strawberry.argument(description="Only this endpoint's.")
         ] = None,

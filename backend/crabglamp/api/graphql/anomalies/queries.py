@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated
 
 import strawberry
 
 from crabglamp.api.graphql.anomalies.types import AnomalyKind, AnomalyType
+from crabglamp.api.graphql.arguments import AccountIdArg, FromArg, MonthArg, ToArg
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.permissions import optional_uuid, usage_query
 from crabglamp.jobs.anomalies import anomalies_in_period
@@ -60,19 +60,10 @@ class AnomalyQueries:
     async def anomalies(
         self,
         info: Info,
-        account_id: Annotated[
-            strawberry.ID | None,
-            strawberry.argument(description="The account; default: the caller's."),
-        ] = None,
-        month: Annotated[
-            str | None, strawberry.argument(description="A UTC month, YYYY-MM.")
-        ] = None,
-        date_from: Annotated[
-            date | None, strawberry.argument(name="from", description="First day (inclusive).")
-        ] = None,
-        date_to: Annotated[
-            date | None, strawberry.argument(name="to", description="Last day (inclusive).")
-        ] = None,
+        account_id: AccountIdArg = None,
+        month: MonthArg = None,
+        date_from: FromArg = None,
+        date_to: ToArg = None,
     ) -> list[AnomalyType]:
         return await resolve_anomalies(
             info, optional_uuid(account_id, "accountId"), month, date_from, date_to

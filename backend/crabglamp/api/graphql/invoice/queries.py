@@ -8,6 +8,7 @@ from typing import Annotated
 
 import strawberry
 
+from crabglamp.api.graphql.arguments import AccountIdArg
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.invoice.types import InvoiceType
 from crabglamp.api.graphql.permissions import optional_uuid, usage_query
@@ -33,10 +34,7 @@ class InvoiceQueries:
     async def invoice(
         self,
         info: Info,
-        account_id: Annotated[
-            strawberry.ID | None,
-            strawberry.argument(description="The account; default: the caller's."),
-        ] = None,
+        account_id: AccountIdArg = None,
         month: Annotated[
             str | None, strawberry.argument(description="A UTC month, YYYY-MM; default: this one.")
         ] = None,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import strawberry
 
+from crabglamp.api.graphql.arguments import AccountIdArg, AgentArg
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.permissions import bad_input, optional_uuid, usage_query, uuids
 from crabglamp.api.graphql.request_log.types import LlmRequestConnectionType
@@ -26,10 +27,7 @@ class RequestLogQueries:
         self,
         info: Info,
         date: Annotated[date, strawberry.argument(description="The UTC day.")],
-        account_id: Annotated[
-            strawberry.ID | None,
-            strawberry.argument(description="The account; default: the caller's."),
-        ] = None,
+        account_id: AccountIdArg = None,
         key_id: Annotated[
             strawberry.ID | None, strawberry.argument(description="Only this virtual key.")
         ] = None,
@@ -37,9 +35,7 @@ class RequestLogQueries:
             list[strawberry.ID] | None,
             strawberry.argument(description="Only these virtual keys; keyId is added to them."),
         ] = None,
-        agent_id: Annotated[
-            strawberry.ID | None, strawberry.argument(description="Only this agent.")
-        ] = None,
+        agent_id: AgentArg = None,
         provider: Annotated[
             str | None, strawberry.argument(description="Only this provider.")
         ] = None,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Self
 
 import strawberry
 
+from crabglamp.api.graphql.arguments import DaysFromArg, DaysToArg, ProviderArg
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.scalars import BigInt
 from crabglamp.money import micros_to_cents
@@ -35,8 +36,6 @@ def _id(value: uuid.UUID | None) -> strawberry.ID | None:
     return None if value is None else strawberry.ID(str(value))
 
 
-_FROM = "Only days on or after this date (within the period)."
-_TO = "Only days on or before this date (within the period)."
 _PROVIDER = "Only this provider's models (e.g. openai)."
 
 # Compute
@@ -128,10 +127,8 @@ class ComputeUsageType:
     @strawberry.field(description="One entry per day of the period, zero days included.")
     def daily(
         self,
-        date_from: Annotated[
-            date | None, strawberry.argument(name="from", description=_FROM)
-        ] = None,
-        date_to: Annotated[date | None, strawberry.argument(name="to", description=_TO)] = None,
+        date_from: DaysFromArg = None,
+        date_to: DaysToArg = None,
     ) -> list[ComputeDayType]:
         return [
             ComputeDayType.of(d) for d in self.axis.daily if _in_range(d.date, date_from, date_to)
@@ -275,10 +272,8 @@ class LlmUsageType:
     @strawberry.field(description="One entry per day of the period, zero days included.")
     def daily(
         self,
-        date_from: Annotated[
-            date | None, strawberry.argument(name="from", description=_FROM)
-        ] = None,
-        date_to: Annotated[date | None, strawberry.argument(name="to", description=_TO)] = None,
+        date_from: DaysFromArg = None,
+        date_to: DaysToArg = None,
     ) -> list[LlmDayType]:
         return [LlmDayType.of(d) for d in self.axis.daily if _in_range(d.date, date_from, date_to)]
 
@@ -297,9 +292,7 @@ class LlmUsageType:
     )
     def keys(
         self,
-        provider: Annotated[
-            str | None, strawberry.argument(description="Only keys for this provider.")
-        ] = None,
+        provider: ProviderArg = None,
     ) -> list[LlmKeyUsageType]:
         return [
             LlmKeyUsageType.of(k)
@@ -387,10 +380,8 @@ class VoiceUsageType:
     @strawberry.field(description="One entry per day of the period, zero days included.")
     def daily(
         self,
-        date_from: Annotated[
-            date | None, strawberry.argument(name="from", description=_FROM)
-        ] = None,
-        date_to: Annotated[date | None, strawberry.argument(name="to", description=_TO)] = None,
+        date_from: DaysFromArg = None,
+        date_to: DaysToArg = None,
     ) -> list[VoiceDayType]:
         return [
             VoiceDayType.of(d) for d in self.axis.daily if _in_range(d.date, date_from, date_to)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import strawberry
 
+from crabglamp.api.graphql.arguments import AccountIdArg, ProviderArg
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.permissions import account_scope, optional_uuid
 from crabglamp.api.graphql.virtual_keys.types import VirtualKeyType
@@ -24,13 +23,8 @@ class VirtualKeyQueries:
     async def virtual_keys(
         self,
         info: Info,
-        account_id: Annotated[
-            strawberry.ID | None,
-            strawberry.argument(description="The account; default: the caller's."),
-        ] = None,
-        provider: Annotated[
-            str | None, strawberry.argument(description="Only keys for this provider.")
-        ] = None,
+        account_id: AccountIdArg = None,
+        provider: ProviderArg = None,
     ) -> list[VirtualKeyType]:
         scope = await account_scope(info, optional_uuid(account_id, "accountId"))
         if scope is None:  # only admin=True gives None; this field never asks for it
