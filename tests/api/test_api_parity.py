@@ -30,7 +30,7 @@ from api_support import (
 )
 from crabglamp.api.rest import usage_json
 from crabglamp.db import read_transaction
-from crabglamp.ingest.ingestor import ComputeRecord, LlmRecord, VoiceRecord
+from crabglamp.ingest.records import ComputeRecord, LlmRecord, VoiceRecord
 from crabglamp.intervals import compute_cost_pieces
 from crabglamp.periods import Period, current_month, parse_month
 from crabglamp.usage.service import UsageQuery, usage

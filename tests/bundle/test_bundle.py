@@ -24,7 +24,8 @@ from crabglamp.bundle.apply import (
     parse_bundle,
 )
 from crabglamp.db import read_transaction
-from crabglamp.ingest.ingestor import Ingestor, LlmRecord
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import LlmRecord
 from crabglamp.periods import Period, parse_month
 from crabglamp.prices import load_price_book
 from crabglamp.usage.service import UsageQuery, usage

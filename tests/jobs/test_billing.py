@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
 from crabglamp.db.tables import table_of
-from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import ComputeRecord, LlmRecord, Record, VoiceRecord
 from crabglamp.jobs.alerts import verify_signature
 from crabglamp.jobs.billing import SIGNATURE_HEADER, BillingReporter, BillingSettings, line_states
 from crabglamp.models import Account, Agent, VirtualKey

@@ -25,7 +25,7 @@ from crabglamp.api.services import services
 from crabglamp.bundle import apply as bundle
 from crabglamp.db import read_transaction
 from crabglamp.db.tables import table_of
-from crabglamp.ingest.ingestor import ComputeRecord, LlmRecord, VoiceRecord
+from crabglamp.ingest.records import ComputeRecord, LlmRecord, VoiceRecord
 from crabglamp.models import VirtualKey
 from crabglamp.money import micros_to_cents
 from crabglamp.periods import US_PER_HOUR
