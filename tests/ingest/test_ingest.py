@@ -20,7 +20,9 @@ from crabglamp.ingest.records import ComputeRecord, IngestError, LlmRecord, Reco
 from crabglamp.models import NONE_ID, Account, Agent, PlainVm, Price, VirtualKey
 from crabglamp.periods import as_utc, parse_month
 from crabglamp.prices import PriceBook, UnitPrice, load_price_book
-from crabglamp.usage.service import UsageQuery, compute_usage, llm_usage
+from crabglamp.usage.compute import compute_usage
+from crabglamp.usage.llm import llm_usage
+from crabglamp.usage.query import UsageQuery
 
 EVENT_TABLES = ("llm_event", "voice_event", "compute_interval")
 ROLLUP_TABLES = ("llm_daily", "llm_hourly", "voice_daily", "compute_daily")

@@ -23,7 +23,7 @@ from crabglamp.models import Account, Agent, VirtualKey
 from crabglamp.money import round_half_up_cents
 from crabglamp.periods import month_period
 from crabglamp.usage.invoice import invoice
-from crabglamp.usage.service import UsageQuery
+from crabglamp.usage.query import UsageQuery
 from webhook_support import Receiver, receiver
 
 MARCH = month_period(2026, 3)

@@ -28,7 +28,7 @@ from crabglamp.models import Account, VirtualKey
 from crabglamp.periods import month_period
 from crabglamp.settings import Settings
 from crabglamp.usage.invoice import UsageAxis, invoice_from_usage
-from crabglamp.usage.service import (
+from crabglamp.usage.results import (
     ComputeAgentUsage,
     ComputeDay,
     ComputeUsage,

@@ -38,14 +38,14 @@ from crabglamp.usage.filter import (
     parse_uuid,
     resolve,
 )
-from crabglamp.usage.service import (
+from crabglamp.usage.results import (
     ComputeAgentUsage,
     LlmModelUsage,
     PlainVmUsage,
     Usage,
     VoiceModelUsage,
-    usage,
 )
+from crabglamp.usage.service import usage
 
 # A bundle posted at once; larger imports go through `crabglamp import`.
 MAX_EVENTS_BODY: Final = 32 * 1024 * 1024
