@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from crabglamp.api.graphql.accounts.data import (
+from crabglamp.accounts import (
     accounts_by_id,
     agents_of_accounts,
     plain_vms_of_accounts,
