@@ -63,7 +63,9 @@ from crabglamp.db import read_transaction
 from crabglamp.dev.devtokens import sign_session_token
 from crabglamp.periods import utcnow
 from crabglamp.settings import Settings
-from crabglamp.usage.service import Usage, UsageQuery, usage
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.results import Usage
+from crabglamp.usage.service import usage
 from devsupport.servers import free_port, running
 
 REPO: Final = Path(__file__).resolve().parents[1]

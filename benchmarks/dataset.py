@@ -31,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from crabglamp.db import make_engine, write_transaction
 from crabglamp.db.tables import table_of
-from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import ComputeRecord, LlmRecord, Record, VoiceRecord
 from crabglamp.migrate import upgrade
 from crabglamp.models import Account, Agent, PlainVm, VirtualKey
 from crabglamp.periods import Period, month_period

@@ -146,7 +146,7 @@ async def p3_floor(ctx: Context) -> list[Result]:
     from benchmarks.dataset import Shape, generate
     from crabglamp.db import write_transaction
     from crabglamp.db.bulk import insert_rows
-    from crabglamp.ingest.ingestor import LlmRecord
+    from crabglamp.ingest.records import LlmRecord
     from crabglamp.models import LlmEvent
     from crabglamp.periods import as_utc
 

@@ -21,14 +21,14 @@ from benchmarks.registry import Context, Result, benchmark, percentile
 from crabglamp.db import read_transaction
 from crabglamp.db.tables import table_of
 from crabglamp.models import LlmDaily, LlmEvent
-from crabglamp.usage.service import (
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.request_log import (
     RequestLogQuery,
     RequestPage,
-    UsageQuery,
     request_log,
     request_log_summary,
-    usage,
 )
+from crabglamp.usage.service import usage
 
 # Open compute intervals accrue until "now"; a fixed now keeps the figures reproducible.
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

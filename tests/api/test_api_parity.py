@@ -30,10 +30,11 @@ from api_support import (
 )
 from crabglamp.api.rest import usage_json
 from crabglamp.db import read_transaction
-from crabglamp.ingest.ingestor import ComputeRecord, LlmRecord, VoiceRecord
+from crabglamp.ingest.records import ComputeRecord, LlmRecord, VoiceRecord
 from crabglamp.intervals import compute_cost_pieces
 from crabglamp.periods import Period, current_month, parse_month
-from crabglamp.usage.service import UsageQuery, usage
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.service import usage
 
 # Exactly the fields of DESIGN 4.1, so the GraphQL answer must equal the REST body.
 USAGE_DOCUMENT = """

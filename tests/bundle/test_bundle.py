@@ -24,10 +24,12 @@ from crabglamp.bundle.apply import (
     parse_bundle,
 )
 from crabglamp.db import read_transaction
-from crabglamp.ingest.ingestor import Ingestor, LlmRecord
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import LlmRecord
 from crabglamp.periods import Period, parse_month
 from crabglamp.prices import load_price_book
-from crabglamp.usage.service import UsageQuery, usage
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.service import usage
 
 ACME = uuid.UUID("00000000-0000-4000-8000-00000000ac3e")
 OTHER = uuid.UUID("00000000-0000-4000-8000-0000000007e4")

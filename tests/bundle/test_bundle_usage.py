@@ -32,7 +32,9 @@ from crabglamp.db import make_engine, read_transaction
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.periods import Period, parse_month
 from crabglamp.prices import load_price_book
-from crabglamp.usage.service import ComputeUsage, LlmUsage, Usage, UsageQuery, VoiceUsage, usage
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.results import ComputeUsage, LlmUsage, Usage, VoiceUsage
+from crabglamp.usage.service import usage
 
 _T = TypeVar("_T")
 

@@ -31,7 +31,9 @@ from crabglamp.models import (
 from crabglamp.periods import Period, as_utc, month_period
 from crabglamp.prices import DEFAULT_CATALOG, default_price_book
 from crabglamp.settings import Settings
-from crabglamp.usage.service import Usage, UsageQuery, usage
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.results import Usage
+from crabglamp.usage.service import usage
 
 # A Wednesday afternoon in the middle of a month (its runaway day is a Sunday, when the weekly
 # job of the runaway key also runs), and the small hours of a month's second day.

@@ -15,18 +15,14 @@ from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
-from crabglamp.ingest.ingestor import (
-    ComputeRecord,
-    IngestError,
-    Ingestor,
-    LlmRecord,
-    Record,
-    VoiceRecord,
-)
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import ComputeRecord, IngestError, LlmRecord, Record, VoiceRecord
 from crabglamp.models import NONE_ID, Account, Agent, PlainVm, Price, VirtualKey
 from crabglamp.periods import as_utc, parse_month
 from crabglamp.prices import PriceBook, UnitPrice, load_price_book
-from crabglamp.usage.service import UsageQuery, compute_usage, llm_usage
+from crabglamp.usage.compute import compute_usage
+from crabglamp.usage.llm import llm_usage
+from crabglamp.usage.query import UsageQuery
 
 EVENT_TABLES = ("llm_event", "voice_event", "compute_interval")
 ROLLUP_TABLES = ("llm_daily", "llm_hourly", "voice_daily", "compute_daily")

@@ -21,17 +21,13 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
-from crabglamp.ingest.ingestor import (
-    ComputeRecord,
-    Ingestor,
-    LlmRecord,
-    Record,
-    VoiceRecord,
-)
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import ComputeRecord, LlmRecord, Record, VoiceRecord
 from crabglamp.intervals import compute_cost_pieces
 from crabglamp.models import NONE_ID, Account, Agent, PlainVm, VirtualKey
 from crabglamp.periods import Period, as_utc, parse_month, split_by_day
-from crabglamp.usage.service import UsageQuery, usage
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.service import usage
 
 BASE = datetime(2026, 11, 28, tzinfo=UTC)  # six days: across the end of November
 SPAN_US = 6 * 86_400_000_000

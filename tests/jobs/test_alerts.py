@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api_support import ALICE, BOB, GINA, World, bearer, graphql, seed, serve, settings_for
 from crabglamp.db import read_transaction, write_transaction
 from crabglamp.db.tables import table_of
-from crabglamp.ingest.ingestor import Ingestor, LlmRecord
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import LlmRecord
 from crabglamp.jobs import alerts
 from crabglamp.jobs.alerts import AlertSender, AlertSettings, verify_signature
 from crabglamp.jobs.anomalies import Thresholds

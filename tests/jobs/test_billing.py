@@ -15,14 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
 from crabglamp.db.tables import table_of
-from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import ComputeRecord, LlmRecord, Record, VoiceRecord
 from crabglamp.jobs.alerts import verify_signature
 from crabglamp.jobs.billing import SIGNATURE_HEADER, BillingReporter, BillingSettings, line_states
 from crabglamp.models import Account, Agent, VirtualKey
 from crabglamp.money import round_half_up_cents
 from crabglamp.periods import month_period
 from crabglamp.usage.invoice import invoice
-from crabglamp.usage.service import UsageQuery
+from crabglamp.usage.query import UsageQuery
 from webhook_support import Receiver, receiver
 
 MARCH = month_period(2026, 3)

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
-from crabglamp.ingest.ingestor import Ingestor, LlmRecord, VoiceRecord
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import LlmRecord, VoiceRecord
 from crabglamp.key_secrets import hash_secret
 from crabglamp.keys import CreatedKey, RotatedKey, revoke_key, rotate_key, set_spend_cap
 from crabglamp.periods import utcnow

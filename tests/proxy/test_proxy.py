@@ -23,7 +23,8 @@ from crabglamp.keys import RotatedKey, revoke_key, rotate_key
 from crabglamp.models import VirtualKeySecret
 from crabglamp.periods import current_month, utcnow
 from crabglamp.prices import default_price_book
-from crabglamp.usage.service import UsageQuery, usage
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.service import usage
 from proxy_support import (
     Stack,
     database_dump,

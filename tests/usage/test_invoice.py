@@ -22,12 +22,13 @@ from crabglamp.api.graphql.context import make_context
 from crabglamp.api.graphql.schema import schema
 from crabglamp.db import make_engine, write_transaction
 from crabglamp.db.tables import table_of
-from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, VoiceRecord
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import ComputeRecord, LlmRecord, VoiceRecord
 from crabglamp.models import Account, VirtualKey
 from crabglamp.periods import month_period
 from crabglamp.settings import Settings
 from crabglamp.usage.invoice import UsageAxis, invoice_from_usage
-from crabglamp.usage.service import (
+from crabglamp.usage.results import (
     ComputeAgentUsage,
     ComputeDay,
     ComputeUsage,

@@ -13,18 +13,15 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
-from crabglamp.ingest.ingestor import ComputeRecord, Ingestor, LlmRecord, Record, VoiceRecord
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import ComputeRecord, LlmRecord, Record, VoiceRecord
 from crabglamp.migrate import downgrade, upgrade
 from crabglamp.models import Account, Agent, PlainVm, VirtualKey
 from crabglamp.periods import Period, parse_month
-from crabglamp.usage.service import (
-    RequestLogQuery,
-    Usage,
-    UsageQuery,
-    request_log,
-    request_log_summary,
-    usage,
-)
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.request_log import RequestLogQuery, request_log, request_log_summary
+from crabglamp.usage.results import Usage
+from crabglamp.usage.service import usage
 
 CENT = 1_000_000
 NOW = datetime(2026, 12, 15, tzinfo=UTC)

@@ -25,7 +25,7 @@ from crabglamp.api.services import services
 from crabglamp.bundle import apply as bundle
 from crabglamp.db import read_transaction
 from crabglamp.db.tables import table_of
-from crabglamp.ingest.ingestor import ComputeRecord, LlmRecord, VoiceRecord
+from crabglamp.ingest.records import ComputeRecord, LlmRecord, VoiceRecord
 from crabglamp.models import VirtualKey
 from crabglamp.money import micros_to_cents
 from crabglamp.periods import US_PER_HOUR
@@ -38,14 +38,14 @@ from crabglamp.usage.filter import (
     parse_uuid,
     resolve,
 )
-from crabglamp.usage.service import (
+from crabglamp.usage.results import (
     ComputeAgentUsage,
     LlmModelUsage,
     PlainVmUsage,
     Usage,
     VoiceModelUsage,
-    usage,
 )
+from crabglamp.usage.service import usage
 
 # A bundle posted at once; larger imports go through `crabglamp import`.
 MAX_EVENTS_BODY: Final = 32 * 1024 * 1024

@@ -68,14 +68,8 @@ from sqlmodel import SQLModel
 from crabglamp.db import make_engine, read_transaction, write_transaction
 from crabglamp.db.chunks import chunks
 from crabglamp.db.dialect import insert_for
-from crabglamp.ingest.ingestor import (
-    ComputeRecord,
-    IngestError,
-    Ingestor,
-    LlmRecord,
-    Record,
-    VoiceRecord,
-)
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import ComputeRecord, IngestError, LlmRecord, Record, VoiceRecord
 from crabglamp.money import MICROS_PER_CENT, cents_to_micros
 from crabglamp.periods import Period, as_utc, parse_date, parse_month, utcnow
 from crabglamp.prices import PriceBook, PriceNotFound, UnitPrice, load_price_book

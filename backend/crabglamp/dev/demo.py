@@ -25,14 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from crabglamp.db import make_engine, read_transaction, write_transaction
 from crabglamp.db.dialect import insert_for
 from crabglamp.db.tables import table_of
-from crabglamp.ingest.ingestor import (
-    ComputeRecord,
-    IngestError,
-    Ingestor,
-    LlmRecord,
-    Record,
-    VoiceRecord,
-)
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import ComputeRecord, IngestError, LlmRecord, Record, VoiceRecord
 from crabglamp.models import (
     Account,
     Agent,

@@ -49,7 +49,7 @@ from crabglamp.models import (
 from crabglamp.money import micros_to_cents, round_half_up_cents
 from crabglamp.periods import Period, as_utc, month_of, month_period, parse_month, utcnow
 from crabglamp.usage.invoice import invoice
-from crabglamp.usage.service import UsageQuery
+from crabglamp.usage.query import UsageQuery
 
 _lines = table_of(BillingLine)
 _accounts = table_of(Account)

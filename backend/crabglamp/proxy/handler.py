@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import BaseRoute, Route
 
 from crabglamp.db import is_sqlite, read_transaction
-from crabglamp.ingest.ingestor import LlmRecord, VoiceRecord
+from crabglamp.ingest.records import LlmRecord, VoiceRecord
 from crabglamp.key_secrets import MalformedSecret, check_format, hash_secret
 from crabglamp.keys import find_by_secret
 from crabglamp.money import micros_to_cents

@@ -15,7 +15,8 @@ from sqlalchemy.exc import DBAPIError
 
 from crabglamp.db import is_sqlite, write_transaction
 from crabglamp.db.retry import retryable
-from crabglamp.ingest.ingestor import IngestError, Ingestor, Record
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import IngestError, Record
 from crabglamp.proxy.caps import Settlement, settle_in
 
 _RETRIES = 8

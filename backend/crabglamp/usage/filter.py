@@ -19,7 +19,7 @@ from crabglamp.access import AccessDenied, Caller, default_account_id, readable_
 from crabglamp.db.tables import table_of
 from crabglamp.models import Agent, VirtualKey
 from crabglamp.periods import Period, current_month, parse_date, parse_month
-from crabglamp.usage.service import UsageQuery
+from crabglamp.usage.query import UsageQuery
 
 # A daily array per axis for every day of the period: bound it, so one request stays cheap.
 MAX_PERIOD_DAYS = 366

@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.money import round_half_up_cents
 from crabglamp.periods import Period, month_of, month_period
-from crabglamp.usage.service import Usage, UsageQuery, usage
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.results import Usage
+from crabglamp.usage.service import usage
 
 
 class UsageAxis(enum.Enum):

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api_support import ALICE, MONTH, ROOT, World, bearer, count_statements, graphql
 from crabglamp.db import write_transaction
 from crabglamp.db.tables import table_of
-from crabglamp.ingest.ingestor import Ingestor, LlmRecord
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import LlmRecord
 from crabglamp.models import Agent, VirtualKey
 
 FRONTEND_DOCUMENTS = Path(__file__).parents[3] / "frontend" / "src" / "graphql"

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api_support import ALICE, World, bearer, graphql
 from clocks import earlier_this_month
-from crabglamp.ingest.ingestor import Ingestor, VoiceRecord
+from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.records import VoiceRecord
 from crabglamp.money import micros_to_cents
 from crabglamp.proxy.caps import recorded_spend
 

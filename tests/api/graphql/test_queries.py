@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from api_support import ALICE, CAROL, GINA, MONTH, ROOT, World, bearer, graphql
-from crabglamp.ingest.ingestor import LlmRecord
+from crabglamp.ingest.records import LlmRecord
 
 
 async def _data(

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from crabglamp.api.graphql.accounts.data import (
+from crabglamp.accounts import (
     accounts_by_id,
     agents_of_accounts,
     plain_vms_of_accounts,
@@ -22,18 +22,12 @@ from crabglamp.api.graphql.context import RequestDatabase
 from crabglamp.api.graphql.virtual_keys.data import keys_by_id, keys_of_accounts, spend_of_keys
 from crabglamp.models import Account, Agent, PlainVm, VirtualKey
 from crabglamp.periods import current_month
-from crabglamp.usage.service import (
-    ComputeUsage,
-    LlmUsage,
-    RequestLogQuery,
-    RequestLogSummary,
-    UsageQuery,
-    VoiceUsage,
-    compute_usage,
-    llm_usage,
-    request_log_summary,
-    voice_usage,
-)
+from crabglamp.usage.compute import compute_usage
+from crabglamp.usage.llm import llm_usage
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.request_log import RequestLogQuery, RequestLogSummary, request_log_summary
+from crabglamp.usage.results import ComputeUsage, LlmUsage, VoiceUsage
+from crabglamp.usage.voice import voice_usage
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")

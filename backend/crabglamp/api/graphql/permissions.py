@@ -15,7 +15,7 @@ from graphql import GraphQLError
 from crabglamp.access import AccessDenied
 from crabglamp.api.graphql.context import Info
 from crabglamp.usage.filter import FilterError, UsageFilter, parse_uuid, resolve
-from crabglamp.usage.service import UsageQuery
+from crabglamp.usage.query import UsageQuery
 
 FORBIDDEN = "FORBIDDEN"
 BAD_USER_INPUT = "BAD_USER_INPUT"

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import strawberry
 
-from crabglamp.api.graphql.accounts.data import accounts_by_id
+from crabglamp.accounts import accounts_by_id
 from crabglamp.api.graphql.accounts.types import AccountType
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.permissions import caller_errors, forbidden, optional_uuid

@@ -13,7 +13,7 @@ from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.permissions import optional_uuid, usage_query
 from crabglamp.jobs.anomalies import anomalies_in_period
 from crabglamp.usage.filter import UsageFilter
-from crabglamp.usage.service import UsageQuery
+from crabglamp.usage.query import UsageQuery
 
 
 async def anomalies_of(info: Info, query: UsageQuery) -> list[AnomalyType]:

@@ -14,7 +14,7 @@ from crabglamp.api.graphql.invoice.types import InvoiceType
 from crabglamp.api.graphql.permissions import optional_uuid, usage_query
 from crabglamp.usage import invoice as core
 from crabglamp.usage.filter import UsageFilter
-from crabglamp.usage.service import Usage
+from crabglamp.usage.results import Usage
 
 
 async def invoice_of(info: Info, account_id: uuid.UUID | None, month: str | None) -> InvoiceType:

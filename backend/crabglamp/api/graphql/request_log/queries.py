@@ -12,7 +12,7 @@ from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.permissions import bad_input, optional_uuid, usage_query, uuids
 from crabglamp.api.graphql.request_log.types import LlmRequestConnectionType
 from crabglamp.usage.filter import UsageFilter
-from crabglamp.usage.service import RequestLogQuery, decode_cursor, request_log
+from crabglamp.usage.request_log import RequestLogQuery, decode_cursor, request_log
 
 MAX_PAGE = 500
 

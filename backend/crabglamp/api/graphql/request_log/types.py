@@ -9,7 +9,7 @@ import strawberry
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.scalars import BigInt
 from crabglamp.money import micros_to_cents
-from crabglamp.usage.service import LoggedRequest, RequestLogQuery, RequestPage, encode_cursor
+from crabglamp.usage.request_log import LoggedRequest, RequestLogQuery, RequestPage, encode_cursor
 
 
 @strawberry.type(name="LlmRequest", description="One LLM request through the proxy.")

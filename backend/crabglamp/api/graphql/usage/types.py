@@ -18,7 +18,8 @@ from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.scalars import BigInt
 from crabglamp.money import micros_to_cents
 from crabglamp.periods import US_PER_HOUR
-from crabglamp.usage import service as core
+from crabglamp.usage import results as core
+from crabglamp.usage.query import UsageQuery
 
 if TYPE_CHECKING:
     from crabglamp.api.graphql.virtual_keys.types import VirtualKeyType
@@ -409,7 +410,7 @@ class VoiceUsageType:
     "voice (the same numbers as GET /api/usage).",
 )
 class UsageType:
-    query: strawberry.Private[core.UsageQuery]
+    query: strawberry.Private[UsageQuery]
 
     @strawberry.field(name="from", description="The period's first day (UTC, inclusive).")
     def date_from(self) -> date:

@@ -1,4 +1,7 @@
-"""Reading accounts and their agents, many at a time (the loaders' batch functions)."""
+"""Reading accounts and what they own (agents, plain VMs), many accounts at a time.
+
+The GraphQL loaders' batch functions call these: one statement per batch, never one per account.
+"""
 
 from __future__ import annotations
 

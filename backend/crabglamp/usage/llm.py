@@ -1,0 +1,206 @@
+"""The LLM axis: spend, requests and tokens per day, model, agent and key, from the rollups."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from crabglamp.db.chunks import chunks
+from crabglamp.db.tables import table_of
+from crabglamp.models import Agent, LlmDaily, LlmDailyAgent, LlmDailyKey, LlmDailyModel, VirtualKey
+from crabglamp.usage._axis import agent_of, in_period, names_of, scope, sorted_by_cost
+from crabglamp.usage.query import UsageQuery
+from crabglamp.usage.results import LlmAgentUsage, LlmDay, LlmKeyUsage, LlmModelUsage, LlmUsage
+
+
+async def llm_usage(conn: AsyncConnection, query: UsageQuery) -> LlmUsage:
+    if all(f is None for f in (query.agent_id, query.key_ids, query.provider, query.model)):
+        # Every breakdown has a coarse rollup of its own: a month of a big account is a few
+        # hundred rows per table instead of tens of thousands of llm_daily rows.
+        days, models, agents, per_key = await _llm_from_coarse_rollups(conn, query)
+    else:
+        # An agent, key, provider or model filter narrows some breakdown in a way only the
+        # full-grain rollup answers exactly (e.g. an agent's spend on one model).
+        days, models, agents, per_key = await _llm_from_daily(conn, query)
+    keys = await _keys(conn, query, per_key)
+    names = await names_of(conn, Agent, agents)
+    for agent_entry in agents.values():
+        agent_entry.agent_name = names.get(agent_entry.agent_id) if agent_entry.agent_id else None
+    return LlmUsage(
+        daily=[
+            LlmDay(d, sorted_by_cost(m.values(), lambda x: x.total_micros)) for d, m in days.items()
+        ],
+        agents=sorted_by_cost(agents.values(), lambda x: x.total_micros),
+        models=sorted_by_cost(models.values(), lambda x: x.total_micros),
+        keys=keys,
+        # Every listed key belongs to the accounts in scope: only an empty list needs a look.
+        has_keys=bool(keys) or await _has_keys(conn, query),
+    )
+
+
+_LlmSums = tuple[
+    dict[date, dict[tuple[str, str], LlmModelUsage]],
+    dict[tuple[str, str], LlmModelUsage],
+    dict[uuid.UUID | None, LlmAgentUsage],
+    dict[uuid.UUID, list[int]],
+]
+
+
+async def _llm_from_coarse_rollups(conn: AsyncConnection, query: UsageQuery) -> _LlmSums:
+    by_model, by_agent, by_key = (
+        table_of(LlmDailyModel),
+        table_of(LlmDailyAgent),
+        table_of(LlmDailyKey),
+    )
+    days: dict[date, dict[tuple[str, str], LlmModelUsage]] = {d: {} for d in query.period.days}
+    models: dict[tuple[str, str], LlmModelUsage] = {}
+    # Several accounts may share a (day, provider, model), so the database sums over them.
+    model_rows = await conn.execute(
+        select(
+            by_model.c.day,
+            by_model.c.provider,
+            by_model.c.model,
+            func.sum(by_model.c.cost_micros),
+            func.sum(by_model.c.request_count),
+            func.sum(by_model.c.input_tokens),
+            func.sum(by_model.c.output_tokens),
+        )
+        .where(*in_period(by_model, query))
+        .group_by(by_model.c.day, by_model.c.provider, by_model.c.model)
+    )
+    for day, provider, model, cost, count, tokens_in, tokens_out in model_rows:
+        # PostgreSQL's SUM of a BIGINT is a NUMERIC (a Decimal here); int() keeps it exact.
+        cost, count, tokens_in, tokens_out = int(cost), int(count), int(tokens_in), int(tokens_out)
+        days[day][(provider, model)] = LlmModelUsage(
+            model, provider, cost, count, tokens_in, tokens_out
+        )
+        entry = models.get((provider, model))
+        if entry is None:
+            models[(provider, model)] = LlmModelUsage(
+                model, provider, cost, count, tokens_in, tokens_out
+            )
+        else:
+            entry.total_micros += cost
+            entry.request_count += count
+            entry.input_tokens += tokens_in
+            entry.output_tokens += tokens_out
+    agents: dict[uuid.UUID | None, LlmAgentUsage] = {}
+    agent_rows = await conn.execute(
+        select(
+            by_agent.c.agent_id,
+            func.sum(by_agent.c.cost_micros),
+            func.sum(by_agent.c.request_count),
+        )
+        .where(*in_period(by_agent, query))
+        .group_by(by_agent.c.agent_id)
+    )
+    for agent_id, cost, count in agent_rows:
+        agent = agent_of(agent_id)
+        agents[agent] = LlmAgentUsage(agent, None, int(cost), int(count))
+    key_rows = await conn.execute(
+        select(
+            by_key.c.key_id,
+            func.sum(by_key.c.cost_micros),
+            func.sum(by_key.c.request_count),
+        )
+        .where(*in_period(by_key, query))
+        .group_by(by_key.c.key_id)
+    )
+    per_key = {key_id: [int(cost), int(count)] for key_id, cost, count in key_rows}
+    return days, models, agents, per_key
+
+
+async def _llm_from_daily(conn: AsyncConnection, query: UsageQuery) -> _LlmSums:
+    table = table_of(LlmDaily)
+    conditions = scope(table, query)
+    if query.key_ids is not None:
+        conditions.append(table.c.key_id.in_(query.key_ids))
+    if query.provider is not None:
+        conditions.append(table.c.provider == query.provider)
+    if query.model is not None:
+        conditions.append(table.c.model == query.model)
+    rows = await conn.execute(
+        select(
+            table.c.day,
+            table.c.key_id,
+            table.c.agent_id,
+            table.c.provider,
+            table.c.model,
+            table.c.cost_micros,
+            table.c.request_count,
+            table.c.input_tokens,
+            table.c.output_tokens,
+        ).where(and_(*conditions))
+    )
+    days: dict[date, dict[tuple[str, str], LlmModelUsage]] = {d: {} for d in query.period.days}
+    models: dict[tuple[str, str], LlmModelUsage] = {}
+    agents: dict[uuid.UUID | None, LlmAgentUsage] = {}
+    per_key: dict[uuid.UUID, list[int]] = {}
+    for day, key_id, agent_id, provider, model, cost, count, tokens_in, tokens_out in rows:
+        for bucket in (days[day], models):
+            entry = bucket.get((provider, model))
+            if entry is None:
+                entry = bucket[(provider, model)] = LlmModelUsage(model, provider)
+            entry.total_micros += cost
+            entry.request_count += count
+            entry.input_tokens += tokens_in
+            entry.output_tokens += tokens_out
+        agent = agent_of(agent_id)
+        agent_entry = agents.get(agent)
+        if agent_entry is None:
+            agent_entry = agents[agent] = LlmAgentUsage(agent, None)
+        agent_entry.total_micros += cost
+        agent_entry.request_count += count
+        key_sum = per_key.setdefault(key_id, [0, 0])
+        key_sum[0] += cost
+        key_sum[1] += count
+    return days, models, agents, per_key
+
+
+async def _keys(
+    conn: AsyncConnection, query: UsageQuery, per_key: dict[uuid.UUID, list[int]]
+) -> list[LlmKeyUsage]:
+    """Keys that spent under the filters; and, unless an agent or model filter narrows the
+    spending, every other key in scope at zero, so a quiet key still has its card."""
+    table = table_of(VirtualKey)
+    columns = (
+        table.c.id,
+        table.c.name,
+        table.c.provider,
+        table.c.spend_cap_micros,
+        table.c.account_id,
+        table.c.status,
+    )
+    found: dict[uuid.UUID, Any] = {}
+    if query.agent_id is None and query.model is None:
+        in_scope: list[ColumnElement[bool]] = []
+        if query.account_ids is not None:
+            in_scope.append(table.c.account_id.in_(query.account_ids))
+        if query.key_ids is not None:
+            in_scope.append(table.c.id.in_(query.key_ids))
+        if query.provider is not None:
+            in_scope.append(table.c.provider == query.provider)
+        found.update((row[0], row) for row in await conn.execute(select(*columns).where(*in_scope)))
+    # Keys that spent but are not among those: under an agent or model filter, or a key with
+    # no provider of its own that spent on the filtered provider.
+    for chunk in chunks(sorted(set(per_key) - found.keys())):
+        rows = await conn.execute(select(*columns).where(table.c.id.in_(chunk)))
+        found.update((row[0], row) for row in rows)
+    keys = []
+    for key_id, name, provider, cap, account_id, status in found.values():
+        spent, count = per_key.get(key_id, (0, 0))
+        keys.append(LlmKeyUsage(key_id, name, provider, cap, account_id, status, spent, count))
+    return sorted(keys, key=lambda k: (-k.total_micros, k.key_name, str(k.key_id)))
+
+
+async def _has_keys(conn: AsyncConnection, query: UsageQuery) -> bool:
+    table = table_of(VirtualKey)
+    statement = select(table.c.id).limit(1)
+    if query.account_ids is not None:
+        statement = statement.where(table.c.account_id.in_(query.account_ids))
+    return (await conn.execute(statement)).first() is not None
