@@ -20,7 +20,7 @@ from crabglamp.api.rest import rest_routes
 from crabglamp.api.services import Services, services
 from crabglamp.db import make_engine, read_transaction
 from crabglamp.ingest.ingestor import Ingestor
-from crabglamp.jobs.watch import BackgroundJobs, background_enabled
+from crabglamp.jobs.watch import BackgroundJobs
 from crabglamp.prices import load_price_book
 from crabglamp.proxy.handler import Proxy, ProxySlot, proxy_routes
 from crabglamp.proxy.upstreams import load_proxy_config
@@ -104,8 +104,8 @@ def create_app(
         slot.proxy = proxy
         app.state.services = Services(settings, db, ingestor, writer, authenticator, proxy=proxy)
         jobs = None
-        if background if background is not None else (own_engine and background_enabled()):
-            jobs = BackgroundJobs(db)
+        if background if background is not None else (own_engine and settings.background):
+            jobs = BackgroundJobs(db, settings)
             await jobs.start()
         try:
             yield {}

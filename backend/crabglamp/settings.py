@@ -1,48 +1,23 @@
-"""Settings read from the environment, once, in one place."""
+"""Settings read from the environment, once, in one place: `Settings.from_env`.
+
+Each field names its variable: `metadata["env"]`, or for the numbers of a group (`Thresholds`,
+`AlertSettings`, `BillingSettings`) the group's prefix plus the field's name in upper case. So
+`env_names()` is derived from the fields themselves, and a test keeps README.md's table complete.
+The app builds everything else (the proxy, the background jobs) from one `Settings`.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
+from typing import Any, ClassVar
+
+from crabglamp.money import MICROS_PER_CENT
 
 DEFAULT_SQLITE_PATH = Path("crabglamp.db")
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _list(name: str) -> tuple[str, ...]:
-    raw = os.environ.get(name, "")
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"
-    # Production turns off GraphiQL, introspection and the demo's local tokens.
-    production: bool = False
-    clerk_jwt_key: str | None = None
-    clerk_issuer: str | None = None
-    clerk_authorized_parties: tuple[str, ...] = field(default_factory=tuple)
-    upstream_config: str | None = None
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        return cls(
-            database_url=normalise_database_url(
-                os.environ.get("DATABASE_URL") or f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"
-            ),
-            production=_bool("CRABGLAMP_PRODUCTION", False),
-            clerk_jwt_key=os.environ.get("CLERK_JWT_KEY") or None,
-            clerk_issuer=os.environ.get("CLERK_ISSUER") or None,
-            clerk_authorized_parties=_list("CLERK_AUTHORIZED_PARTIES"),
-            upstream_config=os.environ.get("CRABGLAMP_UPSTREAM_CONFIG") or None,
-        )
 
 
 def normalise_database_url(url: str) -> str:
@@ -54,3 +29,204 @@ def normalise_database_url(url: str) -> str:
     if url.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
     return url
+
+
+# Parsers of the variables whose meaning is not just their type's
+
+
+def _truthy(raw: str) -> bool:
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _not_falsy(raw: str) -> bool:
+    # On unless clearly turned off: a typo must not silently stop detection and billing.
+    return raw.strip().lower() not in {"0", "false", "no", "off"}
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _stripped(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _env(name: str, parse: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    return {"env": name, "parse": parse}
+
+
+# Groups of numbers, each read from <PREFIX><FIELD>
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Every number anomaly detection uses, each from CRABGLAMP_ANOMALY_<FIELD> (upper case),
+    e.g. CRABGLAMP_ANOMALY_SPIKE_HOUR_FLOOR_CENTS=500. Documented in docs/anomalies-and-alerts.md."""
+
+    ENV_PREFIX: ClassVar[str] = "CRABGLAMP_ANOMALY_"
+    # A ratio or a floor of 0 is meaningful here (0: always); a negative one is a mistake.
+    ALLOW_ZERO: ClassVar[bool] = True
+
+    # History a key needs before it can be judged against itself, and how far back it looks.
+    min_history_days: int = 7
+    baseline_days: int = 28
+    # A day below this counts as a zero day; a key with at least this share of zero days in its
+    # baseline is idle ("mostly-zero days"): a big day there is RUNAWAY_DAY, not a spike.
+    zero_day_cents: int = 1
+    mostly_zero_share: float = 0.5
+    # SPIKE_ON_QUIET_KEY: an hour (or a day) at least the floor, at least the baseline median
+    # plus `spike_mad_factor` robust standard deviations (1.4826 x MAD, never below the spread
+    # floor), and at least `spike_peak_ratio` times the busiest hour (day) of the baseline.
+    spike_hour_floor_cents: int = 200
+    spike_day_floor_cents: int = 500
+    spike_hour_spread_floor_cents: int = 10
+    spike_day_spread_floor_cents: int = 50
+    spike_mad_factor: float = 8.0
+    spike_peak_ratio: float = 5.0
+    # RUNAWAY_DAY: a day of at least the floor and the request count, and at least
+    # `runaway_peak_ratio` times the biggest day of the baseline.
+    runaway_floor_cents: int = 1000
+    runaway_peak_ratio: float = 10.0
+    runaway_min_requests: int = 20
+    # CAP_TRAJECTORY: the run rate is the spend of the last `cap_rate_days` (at least
+    # `cap_min_history_hours` of the key's life); alarm when month-to-date spend plus that rate
+    # until the month ends is at least `cap_projection_ratio` times the cap.
+    cap_rate_days: int = 7
+    cap_min_history_hours: int = 48
+    cap_projection_ratio: float = 1.0
+
+    def micros(self, cents: int) -> int:
+        return cents * MICROS_PER_CENT
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """Delivery of alert webhooks, each from CRABGLAMP_ALERT_<FIELD> (upper case)."""
+
+    ENV_PREFIX: ClassVar[str] = "CRABGLAMP_ALERT_"
+    ALLOW_ZERO: ClassVar[bool] = False
+
+    max_attempts: int = 8
+    # The n-th retry waits backoff_seconds * 2^(n-1), at most max_backoff_seconds: 10 s, 20 s,
+    # 40 s ... about 21 minutes from the first attempt to the eighth.
+    backoff_seconds: float = 10.0
+    max_backoff_seconds: float = 3600.0
+    timeout_seconds: float = 10.0
+    # A sender owns the deliveries it picked for this long (another process leaves them alone).
+    lease_seconds: float = 120.0
+    batch: int = 50
+
+    def backoff(self, attempts: int) -> timedelta:
+        """The wait after the `attempts`-th failed attempt."""
+        seconds = self.backoff_seconds * 2 ** max(attempts - 1, 0)
+        return timedelta(seconds=min(seconds, self.max_backoff_seconds))
+
+
+@dataclass(frozen=True, slots=True)
+class BillingSettings:
+    """Reports to billing: CRABGLAMP_BILLING_SINK_URL (no URL: no reporting),
+    CRABGLAMP_BILLING_SINK_SECRET (HMAC key of the X-CrabGlamp-Signature header, optional) and
+    CRABGLAMP_BILLING_<FIELD> for the numbers."""
+
+    ENV_PREFIX: ClassVar[str] = "CRABGLAMP_BILLING_"
+    ALLOW_ZERO: ClassVar[bool] = False
+
+    sink_url: str | None = None
+    sink_secret: str | None = None
+    interval_seconds: float = 60.0
+    # How long after a month ends its totals may still change (late events), before the final.
+    close_after_seconds: float = 3600.0
+    timeout_seconds: float = 10.0
+    lease_seconds: float = 120.0
+    batch: int = 200
+
+
+_GROUPS: dict[str, type[Any]] = {
+    "Thresholds": Thresholds,
+    "AlertSettings": AlertSettings,
+    "BillingSettings": BillingSettings,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = field(
+        default=f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}",
+        metadata=_env("DATABASE_URL", normalise_database_url),
+    )
+    # Production turns off GraphiQL, introspection and the demo's local tokens.
+    production: bool = field(default=False, metadata=_env("CRABGLAMP_PRODUCTION", _truthy))
+    clerk_jwt_key: str | None = field(default=None, metadata=_env("CLERK_JWT_KEY"))
+    clerk_issuer: str | None = field(default=None, metadata=_env("CLERK_ISSUER"))
+    clerk_authorized_parties: tuple[str, ...] = field(
+        default_factory=tuple, metadata=_env("CLERK_AUTHORIZED_PARTIES", _list)
+    )
+    # Clerk's browser SDK keeps the 60-second `__session` token fresh; the dashboard loads it
+    # only when a deployment names its publishable key (pk_live_… / pk_test_…).
+    clerk_publishable_key: str | None = field(
+        default=None, metadata=_env("CLERK_PUBLISHABLE_KEY", _stripped)
+    )
+    upstream_config: str | None = field(default=None, metadata=_env("CRABGLAMP_UPSTREAM_CONFIG"))
+    # The background jobs of a served process (jobs/watch.py): on unless turned off.
+    background: bool = field(default=True, metadata=_env("CRABGLAMP_BACKGROUND", _not_falsy))
+    watch_interval_seconds: float = field(
+        default=5.0, metadata=_env("CRABGLAMP_WATCH_INTERVAL_SECONDS")
+    )
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    billing: BillingSettings = field(default_factory=BillingSettings)
+
+    ALLOW_ZERO: ClassVar[bool] = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        settings: Settings = _read(cls, os.environ if environ is None else environ)
+        return settings
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        """Every variable `from_env` reads."""
+        return [name for name, _field, _group in _variables(cls)]
+
+
+def _variables(cls: type[Any]) -> Iterator[tuple[str, Any, type[Any]]]:
+    """(variable, field, the class the field belongs to) for every variable, groups flattened."""
+    for f in fields(cls):
+        group = _GROUPS.get(f.type) if isinstance(f.type, str) else None
+        if group is not None:
+            yield from _variables(group)
+        else:
+            yield f.metadata.get("env") or cls.ENV_PREFIX + f.name.upper(), f, cls
+
+
+def _read(cls: type[Any], environ: Mapping[str, str]) -> Any:
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        group = _GROUPS.get(f.type) if isinstance(f.type, str) else None
+        if group is not None:
+            values[f.name] = _read(group, environ)
+            continue
+        name = f.metadata.get("env") or cls.ENV_PREFIX + f.name.upper()
+        raw = environ.get(name)
+        parse = f.metadata.get("parse")
+        if parse is not None:
+            if raw is not None and raw.strip():
+                values[f.name] = parse(raw)
+        elif f.type in ("int", "float"):
+            if raw is not None and raw.strip():
+                values[f.name] = _number(name, raw, int if f.type == "int" else float, cls)
+        elif raw:  # an optional string: empty is unset
+            values[f.name] = raw
+    return cls(**values)
+
+
+def _number(name: str, raw: str, kind: type[int] | type[float], cls: type[Any]) -> float:
+    try:
+        value = kind(raw.strip())
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    if cls.ALLOW_ZERO and value < 0:
+        raise ValueError(f"{name} must not be negative")
+    if not cls.ALLOW_ZERO and value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value

@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -95,14 +96,14 @@ def test_an_unbuilt_dashboard_says_how_to_build_it(tmp_path: Path) -> None:
     assert "./just frontend" in response.text
 
 
-def test_a_clerk_deployment_loads_clerks_browser_sdk(
-    dist: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_clerk_deployment_loads_clerks_browser_sdk(dist: Path) -> None:
     frontend_api = "clerk.usage.example.com"
     key = "pk_live_" + base64.b64encode(f"{frontend_api}$".encode()).decode().rstrip("=")
-    monkeypatch.setenv("CLERK_PUBLISHABLE_KEY", key)
     settings = Settings(
-        production=True, clerk_jwt_key="PEM", clerk_issuer=f"https://{frontend_api}"
+        production=True,
+        clerk_jwt_key="PEM",
+        clerk_issuer=f"https://{frontend_api}",
+        clerk_publishable_key=key,
     )
     response = _client(dist, settings).get("/dashboard/usage")
     assert _config(response.text) == {
@@ -117,7 +118,7 @@ def test_a_clerk_deployment_loads_clerks_browser_sdk(
         f"script-src 'self' https://{frontend_api}" in response.headers["content-security-policy"]
     )
 
-    monkeypatch.setenv("CLERK_PUBLISHABLE_KEY", "pk_live_not-base64!")
+    settings = replace(settings, clerk_publishable_key="pk_live_not-base64!")
     response = _client(dist, settings).get("/dashboard/usage")
     assert "clerk.browser.js" not in response.text
     assert _config(response.text)["clerkPublishableKey"] is None

@@ -17,7 +17,8 @@ from clocks import FIXED_CLOCKS
 from crabglamp.db import make_engine, read_transaction
 from crabglamp.db.tables import table_of
 from crabglamp.dev import demo
-from crabglamp.jobs.anomalies import AnomalyKind, anomalies_in_period
+from crabglamp.jobs.anomalies.anomaly import AnomalyKind
+from crabglamp.jobs.anomalies.period import anomalies_in_period
 from crabglamp.models import (
     Account,
     Agent,

@@ -18,11 +18,12 @@ from crabglamp.db import read_transaction, write_transaction
 from crabglamp.db.tables import table_of
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.ingest.records import LlmRecord
-from crabglamp.jobs import alerts
-from crabglamp.jobs.alerts import AlertSender, AlertSettings, verify_signature
-from crabglamp.jobs.anomalies import Thresholds
+from crabglamp.jobs.alerts import deliveries, endpoints, outbox
+from crabglamp.jobs.alerts.sender import AlertSender
+from crabglamp.jobs.signing import verify_signature
 from crabglamp.jobs.watch import UsageWatcher
 from crabglamp.models import Account, AlertDelivery, VirtualKey
+from crabglamp.settings import AlertSettings, Thresholds
 from webhook_support import Receiver, receiver
 
 NOW = datetime(2026, 3, 17, 15, 30, tzinfo=UTC)
@@ -56,10 +57,10 @@ async def _account(
 
 async def _endpoint(
     engine: AsyncEngine, account_id: uuid.UUID, url: str
-) -> alerts.EndpointWithSecret:
+) -> endpoints.EndpointWithSecret:
     async with write_transaction(engine) as conn:
-        created = await alerts.create_endpoint(conn, account_id, url, "ops pager", now=NOW)
-    assert isinstance(created, alerts.EndpointWithSecret)
+        created = await endpoints.create_endpoint(conn, account_id, url, "ops pager", now=NOW)
+    assert isinstance(created, endpoints.EndpointWithSecret)
     return created
 
 
@@ -127,7 +128,7 @@ async def test_a_spike_is_alerted_once_signed_with_the_endpoints_secret(
         signature = request.headers["x-crabglamp-signature"]
         assert verify_signature(endpoint.secret, signature, request.body, now=NOW)
         assert not verify_signature(endpoint.secret, signature, request.body + b" ", now=NOW)
-        assert not verify_signature(alerts.new_secret(), signature, request.body, now=NOW)
+        assert not verify_signature(endpoints.new_secret(), signature, request.body, now=NOW)
         assert not verify_signature(
             endpoint.secret, signature, request.body, now=NOW + timedelta(minutes=10)
         )
@@ -148,7 +149,7 @@ async def test_a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_r
         hook.plan = [500, 503]
         endpoint = await _endpoint(engine, account_id, hook.url)
         async with write_transaction(engine) as conn:
-            event = await alerts.send_test_alert(conn, endpoint.endpoint, NOW)
+            event = await outbox.send_test_alert(conn, endpoint.endpoint, NOW)
         sender = AlertSender(engine, AlertSettings(backoff_seconds=10))
         try:
             assert (await sender.deliver_due(NOW)).retrying == 1
@@ -171,7 +172,7 @@ async def test_a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_r
             )
 
     async with read_transaction(engine) as conn:
-        (delivery,) = await alerts.deliveries_of(conn, [account_id])
+        (delivery,) = await deliveries.deliveries_of(conn, [account_id])
     assert delivery.status == "delivered" and delivery.attempts == 3
     assert [(a.attempt, a.status_code) for a in delivery.attempt_log] == [
         (1, 500),
@@ -189,16 +190,16 @@ async def test_a_delivery_fails_after_its_last_attempt_and_can_be_retried(
         hook.plan = [500, 500]
         endpoint = await _endpoint(engine, account_id, hook.url)
         async with write_transaction(engine) as conn:
-            await alerts.send_test_alert(conn, endpoint.endpoint, NOW)
+            await outbox.send_test_alert(conn, endpoint.endpoint, NOW)
         sender = AlertSender(engine, AlertSettings(max_attempts=2, backoff_seconds=1))
         try:
             await sender.deliver_due(NOW)
             assert (await sender.deliver_due(NOW + timedelta(seconds=1))).failed == 1
             assert (await sender.deliver_due(NOW + timedelta(hours=1))).attempted == 0
             async with write_transaction(engine) as conn:
-                (failed,) = await alerts.deliveries_of(conn, [account_id], status="failed")
+                (failed,) = await deliveries.deliveries_of(conn, [account_id], status="failed")
                 assert (
-                    await alerts.retry_delivery(conn, failed.id, NOW + timedelta(hours=2))
+                    await deliveries.retry_delivery(conn, failed.id, NOW + timedelta(hours=2))
                     == failed.id
                 )
             assert (await sender.deliver_due(NOW + timedelta(hours=2))).delivered == 1
@@ -213,14 +214,14 @@ async def test_an_unreachable_endpoint_records_why(engine: AsyncEngine) -> None:
         url = hook.url  # the receiver is gone after this block: its port refuses connections
     endpoint = await _endpoint(engine, account_id, url)
     async with write_transaction(engine) as conn:
-        await alerts.send_test_alert(conn, endpoint.endpoint, NOW)
+        await outbox.send_test_alert(conn, endpoint.endpoint, NOW)
     sender = AlertSender(engine, AlertSettings(timeout_seconds=2))
     try:
         assert (await sender.deliver_due(NOW)).retrying == 1
     finally:
         await sender.close()
     async with read_transaction(engine) as conn:
-        (delivery,) = await alerts.deliveries_of(conn, [account_id])
+        (delivery,) = await deliveries.deliveries_of(conn, [account_id])
     assert delivery.status == "pending" and delivery.last_status_code is None
     assert delivery.last_error and "Connect" in delivery.last_error
     assert delivery.next_attempt_at == NOW + timedelta(seconds=10)
@@ -438,21 +439,22 @@ async def test_endpoints_are_managed_by_account_admins_through_graphql(
 
 
 async def test_a_served_app_detects_and_alerts_as_usage_arrives(
-    fixed_clock: datetime, engine: AsyncEngine, db_url: str, monkeypatch: pytest.MonkeyPatch
+    fixed_clock: datetime, engine: AsyncEngine, db_url: str
 ) -> None:
     import asyncio
+    from dataclasses import replace
 
     from crabglamp.app import create_app
     from crabglamp.periods import utcnow
 
-    monkeypatch.setenv("CRABGLAMP_WATCH_INTERVAL_SECONDS", "0.1")
     now = utcnow()
     account_id, (key_id,) = await _account(engine, ("legacy-zapier", None))
     ingestor = Ingestor(engine)
     await ingestor.record(
         [r for d in range(35, 0, -1) for r in _spend(key_id, now - timedelta(days=d), 4, 3)]
     )
-    app = create_app(settings_for(db_url), engine, background=True)
+    settings = replace(settings_for(db_url), watch_interval_seconds=0.1)
+    app = create_app(settings, engine, background=True)
     with receiver() as hook:
         await _endpoint(engine, account_id, hook.url)
         async with app.router.lifespan_context(app):

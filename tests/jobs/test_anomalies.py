@@ -22,16 +22,12 @@ from crabglamp.dev.anomaly_eval import (
     load_into,
     score,
 )
-from crabglamp.jobs.anomalies import (
-    AnomalyKind,
-    DayPart,
-    KeyActivity,
-    Thresholds,
-    anomalies_in_period,
-    detect_key,
-)
+from crabglamp.jobs.anomalies.activity import DayPart, KeyActivity
+from crabglamp.jobs.anomalies.anomaly import AnomalyKind
+from crabglamp.jobs.anomalies.detectors import detect_key
+from crabglamp.jobs.anomalies.period import anomalies_in_period
 from crabglamp.periods import Period, day_start, iter_days
-from crabglamp.settings import Settings
+from crabglamp.settings import AlertSettings, Settings, Thresholds
 
 SEED = 2026
 MICROS = 1_000_000  # per cent
@@ -146,17 +142,17 @@ def test_cents_do_not_alarm_but_dollars_do() -> None:
 
 
 def test_thresholds_come_from_the_environment() -> None:
-    t = Thresholds.from_env(
+    t = Settings.from_env(
         {
             "CRABGLAMP_ANOMALY_SPIKE_HOUR_FLOOR_CENTS": "5000",
             "CRABGLAMP_ANOMALY_SPIKE_DAY_FLOOR_CENTS": "5000",
         }
-    )
+    ).thresholds
     assert t.spike_hour_floor_cents == 5000 and t.spike_peak_ratio == Thresholds().spike_peak_ratio
     end = day_start(MONTH.end + timedelta(days=1))
     assert detect_key(_quiet_then(3000), MONTH.days, end, t) == []
     with pytest.raises(ValueError, match="CRABGLAMP_ANOMALY_SPIKE_PEAK_RATIO"):
-        Thresholds.from_env({"CRABGLAMP_ANOMALY_SPIKE_PEAK_RATIO": "lots"})
+        Settings.from_env({"CRABGLAMP_ANOMALY_SPIKE_PEAK_RATIO": "lots"})
 
 
 def test_a_day_is_judged_as_of_its_own_end_never_with_later_data() -> None:
@@ -265,7 +261,6 @@ def test_every_threshold_and_alert_setting_is_documented_with_its_default() -> N
     from dataclasses import fields
 
     from crabglamp.api.dashboard import DOCS_DIR
-    from crabglamp.jobs.alerts import AlertSettings
 
     guide = (DOCS_DIR / "anomalies-and-alerts.md").read_text(encoding="utf-8")
     assert guide.startswith("# Anomalies and alerts\n")

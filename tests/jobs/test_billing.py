@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
@@ -17,11 +17,12 @@ from crabglamp.db import read_transaction, write_transaction
 from crabglamp.db.tables import table_of
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.ingest.records import ComputeRecord, LlmRecord, Record, VoiceRecord
-from crabglamp.jobs.alerts import verify_signature
-from crabglamp.jobs.billing import SIGNATURE_HEADER, BillingReporter, BillingSettings, line_states
+from crabglamp.jobs.billing import BillingReporter, line_states
+from crabglamp.jobs.signing import SIGNATURE_HEADER, verify_signature
 from crabglamp.models import Account, Agent, VirtualKey
 from crabglamp.money import round_half_up_cents
 from crabglamp.periods import month_period
+from crabglamp.settings import BillingSettings
 from crabglamp.usage.invoice import invoice
 from crabglamp.usage.query import UsageQuery
 from webhook_support import Receiver, receiver
@@ -285,7 +286,9 @@ async def test_a_served_app_reports_to_the_configured_sink(
     with receiver() as hook:
         monkeypatch.setenv("CRABGLAMP_BILLING_SINK_URL", hook.url)
         monkeypatch.setenv("CRABGLAMP_BILLING_INTERVAL_SECONDS", "0.1")
-        app = create_app(Settings(database_url=db_url), engine, background=True)
+        # The variables reach the reporter through Settings.from_env, as in a served app.
+        settings = replace(Settings.from_env(), database_url=db_url)
+        app = create_app(settings, engine, background=True)
         async with app.router.lifespan_context(app):
             for _ in range(100):
                 if hook.ok():

@@ -12,7 +12,6 @@ import base64
 import binascii
 import html
 import json
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -43,9 +42,6 @@ DOCS_DIR: Final = _PACKAGE_DIR / "docs"
 # Vite names every asset by its content hash: a changed file is a new URL, so cache for good.
 _IMMUTABLE: Final = "public, max-age=31536000, immutable"
 _REVALIDATE: Final = "no-cache"
-# Clerk's browser SDK keeps the 60-second `__session` token fresh; it is loaded only when a
-# deployment names its publishable key (pk_live_… / pk_test_… from Clerk's API keys page).
-CLERK_PUBLISHABLE_KEY_ENV: Final = "CLERK_PUBLISHABLE_KEY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +129,7 @@ class _PageConfig:
 def _page_config(settings: Settings) -> _PageConfig:
     if not settings.production and not settings.clerk_jwt_key:
         return _PageConfig("development", "/dev/sign-in", None, None)
-    key = os.environ.get(CLERK_PUBLISHABLE_KEY_ENV, "").strip() or None
+    key = settings.clerk_publishable_key
     frontend_api = _clerk_frontend_api(key) if key else None
     return _PageConfig("clerk", None, key if frontend_api else None, frontend_api)
 

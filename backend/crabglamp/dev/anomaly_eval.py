@@ -39,19 +39,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import make_engine, read_transaction, write_transaction
 from crabglamp.db.tables import table_of
-from crabglamp.jobs.anomalies import (
-    Anomaly,
-    AnomalyKind,
-    DayPart,
-    KeyActivity,
-    Thresholds,
-    anomalies_in_period,
-    detect_key,
-)
+from crabglamp.jobs.anomalies.activity import DayPart, KeyActivity
+from crabglamp.jobs.anomalies.anomaly import Anomaly, AnomalyKind
+from crabglamp.jobs.anomalies.detectors import detect_key
+from crabglamp.jobs.anomalies.period import anomalies_in_period
 from crabglamp.migrate import upgrade
 from crabglamp.models import NONE_ID, Account, Agent, LlmDaily, LlmHourly, VirtualKey
 from crabglamp.money import MICROS_PER_CENT
 from crabglamp.periods import Period, day_start, iter_days, month_period
+from crabglamp.settings import Settings, Thresholds
 
 MONTH = month_period(2026, 3)
 MONTH_DAYS = len(MONTH.days)
@@ -694,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     counts = {k: max(1, round(v * args.scale)) for k, v in DEFAULT_COUNTS.items()}
-    t = Thresholds.from_env()
+    t = Settings.from_env().thresholds
     worst_ok = True
     for seed in range(args.seed, args.seed + args.seeds):
         items = generate(seed, counts)

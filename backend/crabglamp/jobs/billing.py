@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -37,7 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from crabglamp.db import read_transaction, write_transaction
 from crabglamp.db.dialect import insert_for
 from crabglamp.db.tables import table_of
-from crabglamp.jobs.alerts import sign
+from crabglamp.jobs._http import OwnedClient, refusal, transport_error
+from crabglamp.jobs.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 from crabglamp.models import (
     Account,
     BillingLine,
@@ -48,6 +48,7 @@ from crabglamp.models import (
 )
 from crabglamp.money import micros_to_cents, round_half_up_cents
 from crabglamp.periods import Period, as_utc, month_of, month_period, parse_month, utcnow
+from crabglamp.settings import BillingSettings
 from crabglamp.usage.invoice import invoice
 from crabglamp.usage.query import UsageQuery
 
@@ -59,50 +60,6 @@ _DAILY: tuple[Any, ...] = (
     table_of(VoiceDaily),
     table_of(ComputeDaily),
 )
-
-SIGNATURE_HEADER = "X-CrabGlamp-Signature"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-
-@dataclass(frozen=True, slots=True)
-class BillingSettings:
-    """CRABGLAMP_BILLING_SINK_URL (no URL: no reporting), CRABGLAMP_BILLING_SINK_SECRET (HMAC
-    key of the X-CrabGlamp-Signature header, optional) and CRABGLAMP_BILLING_<FIELD> for the
-    numbers."""
-
-    sink_url: str | None = None
-    sink_secret: str | None = None
-    interval_seconds: float = 60.0
-    # How long after a month ends its totals may still change (late events), before the final.
-    close_after_seconds: float = 3600.0
-    timeout_seconds: float = 10.0
-    lease_seconds: float = 120.0
-    batch: int = 200
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> BillingSettings:
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            "sink_url": environ.get("CRABGLAMP_BILLING_SINK_URL") or None,
-            "sink_secret": environ.get("CRABGLAMP_BILLING_SINK_SECRET") or None,
-        }
-        for f in fields(cls):
-            if f.name in values:
-                continue
-            name = "CRABGLAMP_BILLING_" + f.name.upper()
-            raw = environ.get(name)
-            if raw is None or not raw.strip():
-                continue
-            kind = int if f.type in ("int", int) else float
-            try:
-                value = kind(raw.strip())
-            except ValueError as exc:
-                raise ValueError(f"{name} must be a number, got {raw!r}") from exc
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, got {raw!r}")
-            values[f.name] = value
-        return cls(**values)
-
 
 LINES = ("COMPUTE", "LLM", "VOICE")  # the invoice's axes, in its order
 
@@ -198,19 +155,12 @@ class BillingReporter:
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.engine = engine
-        self.settings = settings or BillingSettings.from_env()
-        self._client = client
-        self._own_client = client is None
+        # A served app passes its Settings' (crabglamp.settings); the defaults otherwise.
+        self.settings = settings or BillingSettings()
+        self._http = OwnedClient(self.settings.timeout_seconds, client)
 
     async def close(self) -> None:
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
-        return self._client
+        await self._http.close()
 
     async def run_once(self, now: datetime | None = None) -> RunReport:
         """Send what is pending, compose the next reports, send them."""
@@ -398,14 +348,12 @@ class BillingReporter:
             headers[SIGNATURE_HEADER] = sign(self.settings.sink_secret, int(now.timestamp()), body)
         assert self.settings.sink_url
         try:
-            response = await self._http().post(
+            response = await self._http.get().post(
                 self.settings.sink_url, content=body, headers=headers
             )
         except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"[:500]
-        if 200 <= response.status_code < 300:
-            return None
-        return f"HTTP {response.status_code}: {response.text[:200]}"
+            return transport_error(exc)
+        return refusal(response)
 
 
 # What the sink was told (for people and tests)

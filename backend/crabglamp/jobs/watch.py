@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,25 +25,18 @@ from sqlalchemy.sql.selectable import TextualSelect
 
 from crabglamp.db import read_transaction, write_transaction
 from crabglamp.db.tables import table_of
-from crabglamp.jobs.alerts import (
-    AlertSender,
-    AlertSettings,
-    CappedKey,
-    anomaly_event,
-    enqueue,
-    record_cap_crossings,
-)
-from crabglamp.jobs.anomalies import (
-    Anomaly,
-    Thresholds,
-    configured_thresholds,
-    detect_key,
-    load_activity,
-    store_new,
-)
-from crabglamp.jobs.billing import BillingReporter, BillingSettings
+from crabglamp.jobs.alerts.cap_crossings import CappedKey, record_cap_crossings
+from crabglamp.jobs.alerts.events import anomaly_event
+from crabglamp.jobs.alerts.outbox import enqueue
+from crabglamp.jobs.alerts.sender import AlertSender
+from crabglamp.jobs.anomalies.activity import load_activity
+from crabglamp.jobs.anomalies.anomaly import Anomaly
+from crabglamp.jobs.anomalies.detectors import detect_key
+from crabglamp.jobs.anomalies.store import store_new
+from crabglamp.jobs.billing import BillingReporter
 from crabglamp.models import LlmHourly, VirtualKey
 from crabglamp.periods import as_utc, day_start, utcnow
+from crabglamp.settings import Settings, Thresholds
 
 log = logging.getLogger("crabglamp.jobs.watch")
 
@@ -97,7 +89,7 @@ class UsageWatcher:
         sender: AlertSender | None = None,
     ) -> None:
         self.engine = engine
-        self.thresholds = thresholds or configured_thresholds()
+        self.thresholds = thresholds or Thresholds()
         self.sender = sender or AlertSender(engine)
         # What the previous run saw: (key, hour) -> (requests, cost), and each key's cap.
         self._hours: dict[tuple[uuid.UUID, datetime], tuple[int, int]] = {}
@@ -179,39 +171,16 @@ class UsageWatcher:
 # The background loops of a served app
 
 
-def _seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    value = float(raw)
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {raw!r}")
-    return value
-
-
-def background_enabled() -> bool:
-    return os.environ.get("CRABGLAMP_BACKGROUND", "1").strip().lower() not in {
-        "0",
-        "false",
-        "no",
-        "off",
-    }
-
-
 class BackgroundJobs:
-    """The watcher every few seconds (CRABGLAMP_WATCH_INTERVAL_SECONDS, default 5) and the
-    billing reporter every minute (CRABGLAMP_BILLING_INTERVAL_SECONDS, when a sink is set)."""
+    """The watcher every `watch_interval_seconds` and, when a sink is set, the billing reporter
+    every `billing.interval_seconds`; all of it from the app's Settings."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        watch_interval: float | None = None,
-        billing: BillingSettings | None = None,
-        alert_settings: AlertSettings | None = None,
-    ) -> None:
-        self.watcher = UsageWatcher(engine, sender=AlertSender(engine, alert_settings))
-        self.watch_interval = watch_interval or _seconds("CRABGLAMP_WATCH_INTERVAL_SECONDS", 5.0)
-        billing = billing or BillingSettings.from_env()
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self.watcher = UsageWatcher(
+            engine, settings.thresholds, AlertSender(engine, settings.alerts)
+        )
+        self.watch_interval = settings.watch_interval_seconds
+        billing = settings.billing
         self.reporter = BillingReporter(engine, billing) if billing.sink_url else None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()

@@ -24,11 +24,7 @@ from crabglamp.api.graphql.virtual_keys.mutations import (
     NotAllowedError,
 )
 from crabglamp.db import write_transaction
-from crabglamp.db.tables import table_of
-from crabglamp.jobs import alerts as core
-from crabglamp.models import AlertDelivery
-
-_deliveries = table_of(AlertDelivery)
+from crabglamp.jobs.alerts import deliveries, endpoints, outbox
 
 
 @strawberry.type(description="No such alert endpoint, or not one the caller may see.")
@@ -137,7 +133,7 @@ def _delivery_not_found(delivery_id: object) -> AlertDeliveryNotFoundError:
     )
 
 
-def _invalid(problem: core.AlertProblem) -> InvalidInputError:
+def _invalid(problem: endpoints.AlertProblem) -> InvalidInputError:
     return InvalidInputError(message=problem.message, code=problem.code, field=problem.field or "")
 
 
@@ -162,9 +158,9 @@ async def _guard_account(
 
 async def _guard_endpoint(
     info: Info, conn: AsyncConnection, endpoint_id: str
-) -> core.EndpointView | AlertEndpointNotFoundError | NotAllowedError:
+) -> endpoints.EndpointView | AlertEndpointNotFoundError | NotAllowedError:
     parsed = _uuid(endpoint_id)
-    endpoint = None if parsed is None else await core.get_endpoint(conn, parsed)
+    endpoint = None if parsed is None else await endpoints.get_endpoint(conn, parsed)
     if endpoint is None:
         return _endpoint_not_found(endpoint_id)
     allowed = await _guard_account(info, conn, endpoint.account_id)
@@ -205,7 +201,7 @@ class AlertMutations:
                 )
             if isinstance(allowed, NotAllowedError):
                 return allowed
-            created = await core.create_endpoint(
+            created = await endpoints.create_endpoint(
                 conn,
                 account_id,
                 input.url,
@@ -213,7 +209,7 @@ class AlertMutations:
                 _require_https(info),
                 info.context.now,
             )
-        if isinstance(created, core.AlertProblem):
+        if isinstance(created, endpoints.AlertProblem):
             return _invalid(created)
         return AlertEndpointSecretSuccess(
             endpoint=AlertEndpointType(endpoint=created.endpoint), signing_secret=created.secret
@@ -225,12 +221,12 @@ class AlertMutations:
     ) -> UpdateAlertEndpointResult:
         async with write_transaction(info.context.db.engine) as conn:
             guarded = await _guard_endpoint(info, conn, input.id)
-            if not isinstance(guarded, core.EndpointView):
+            if not isinstance(guarded, endpoints.EndpointView):
                 return guarded
-            updated = await core.update_endpoint(
+            updated = await endpoints.update_endpoint(
                 conn, guarded.id, input.url, input.description, input.enabled, _require_https(info)
             )
-        if isinstance(updated, core.AlertProblem):
+        if isinstance(updated, endpoints.AlertProblem):
             if updated.code == "NOT_FOUND":
                 return _endpoint_not_found(input.id)
             return _invalid(updated)
@@ -242,10 +238,10 @@ class AlertMutations:
     ) -> DeleteAlertEndpointResult:
         async with write_transaction(info.context.db.engine) as conn:
             guarded = await _guard_endpoint(info, conn, id)
-            if not isinstance(guarded, core.EndpointView):
+            if not isinstance(guarded, endpoints.EndpointView):
                 return guarded
-            deleted = await core.delete_endpoint(conn, guarded.id)
-        if isinstance(deleted, core.AlertProblem):
+            deleted = await endpoints.delete_endpoint(conn, guarded.id)
+        if isinstance(deleted, endpoints.AlertProblem):
             return _endpoint_not_found(id)
         return AlertEndpointSuccess(endpoint=AlertEndpointType(endpoint=deleted))
 
@@ -257,10 +253,10 @@ class AlertMutations:
     ) -> RotateAlertEndpointSecretResult:
         async with write_transaction(info.context.db.engine) as conn:
             guarded = await _guard_endpoint(info, conn, id)
-            if not isinstance(guarded, core.EndpointView):
+            if not isinstance(guarded, endpoints.EndpointView):
                 return guarded
-            rotated = await core.rotate_endpoint_secret(conn, guarded.id)
-        if isinstance(rotated, core.AlertProblem):
+            rotated = await endpoints.rotate_endpoint_secret(conn, guarded.id)
+        if isinstance(rotated, endpoints.AlertProblem):
             return _endpoint_not_found(id)
         return AlertEndpointSecretSuccess(
             endpoint=AlertEndpointType(endpoint=rotated.endpoint), signing_secret=rotated.secret
@@ -270,9 +266,9 @@ class AlertMutations:
     async def send_test_alert(self, info: Info, endpoint_id: strawberry.ID) -> SendTestAlertResult:
         async with write_transaction(info.context.db.engine) as conn:
             guarded = await _guard_endpoint(info, conn, endpoint_id)
-            if not isinstance(guarded, core.EndpointView):
+            if not isinstance(guarded, endpoints.EndpointView):
                 return guarded
-            event = await core.send_test_alert(conn, guarded, info.context.now)
+            event = await outbox.send_test_alert(conn, guarded, info.context.now)
         return SendTestAlertSuccess(event_id=event.id)
 
     @strawberry.mutation(description="Try a failed delivery again, with a fresh round of attempts.")
@@ -281,13 +277,7 @@ class AlertMutations:
         if parsed is None:
             return _delivery_not_found(id)
         async with write_transaction(info.context.db.engine) as conn:
-            account_id = (
-                await conn.execute(
-                    _deliveries.select()
-                    .with_only_columns(_deliveries.c.account_id)
-                    .where(_deliveries.c.id == parsed)
-                )
-            ).scalar()
+            account_id = await deliveries.account_of_delivery(conn, parsed)
             if account_id is None:
                 return _delivery_not_found(id)
             allowed = await _guard_account(info, conn, account_id)
@@ -295,10 +285,10 @@ class AlertMutations:
                 return _delivery_not_found(id)
             if isinstance(allowed, NotAllowedError):
                 return allowed
-            retried = await core.retry_delivery(conn, parsed, info.context.now)
-            if isinstance(retried, core.AlertProblem):
+            retried = await deliveries.retry_delivery(conn, parsed, info.context.now)
+            if isinstance(retried, endpoints.AlertProblem):
                 return AlertDeliveryNotFailedError(
                     message=retried.message, code=retried.code, delivery_id=strawberry.ID(id)
                 )
-            (delivery,) = await core.deliveries_of(conn, [account_id], delivery_id=parsed)
+            (delivery,) = await deliveries.deliveries_of(conn, [account_id], delivery_id=parsed)
         return RetryAlertDeliverySuccess(delivery=AlertDeliveryType(delivery=delivery))

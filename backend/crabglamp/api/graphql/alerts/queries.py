@@ -14,7 +14,7 @@ from crabglamp.api.graphql.alerts.types import (
 from crabglamp.api.graphql.arguments import AccountIdArg
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.permissions import account_scope, bad_input, optional_uuid
-from crabglamp.jobs import alerts as core
+from crabglamp.jobs.alerts import deliveries, endpoints
 
 MAX_DELIVERIES = 200
 
@@ -29,7 +29,7 @@ class AlertQueries:
     ) -> list[AlertEndpointType]:
         scope = await account_scope(info, optional_uuid(account_id, "accountId"))
         async with info.context.db.connection() as conn:
-            found = await core.endpoints_of(conn, scope or ())
+            found = await endpoints.endpoints_of(conn, scope or ())
         return [AlertEndpointType(endpoint=e) for e in found]
 
     @strawberry.field(
@@ -55,7 +55,7 @@ class AlertQueries:
         scope = await account_scope(info, optional_uuid(account_id, "accountId"))
         endpoint = optional_uuid(endpoint_id, "endpointId")
         async with info.context.db.connection() as conn:
-            found = await core.deliveries_of(
+            found = await deliveries.deliveries_of(
                 conn, scope or (), endpoint, None if status is None else str(status.value), first
             )
         return [AlertDeliveryType(delivery=d) for d in found]

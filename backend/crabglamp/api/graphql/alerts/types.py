@@ -7,7 +7,8 @@ from datetime import datetime
 
 import strawberry
 
-from crabglamp.jobs import alerts as core
+from crabglamp.jobs.alerts.deliveries import DeliveryView
+from crabglamp.jobs.alerts.endpoints import EndpointView
 
 
 @strawberry.enum(name="AlertDeliveryStatus", description="Where a delivery stands.")
@@ -26,7 +27,7 @@ class AlertDeliveryStatus(enum.Enum):
     "(t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>).",
 )
 class AlertEndpointType:
-    endpoint: strawberry.Private[core.EndpointView]
+    endpoint: strawberry.Private[EndpointView]
 
     @strawberry.field(description="The endpoint's id.")
     def id(self) -> strawberry.ID:
@@ -77,7 +78,7 @@ class AlertAttemptType:
     "every attempt: an alert is delivered to an endpoint at most once.",
 )
 class AlertDeliveryType:
-    delivery: strawberry.Private[core.DeliveryView]
+    delivery: strawberry.Private[DeliveryView]
 
     @strawberry.field(description="The delivery's id.")
     def id(self) -> strawberry.ID:

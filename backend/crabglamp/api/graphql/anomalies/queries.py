@@ -11,7 +11,7 @@ from crabglamp.api.graphql.anomalies.types import AnomalyKind, AnomalyType
 from crabglamp.api.graphql.arguments import AccountIdArg, FromArg, MonthArg, ToArg
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.permissions import optional_uuid, usage_query
-from crabglamp.jobs.anomalies import anomalies_in_period
+from crabglamp.jobs.anomalies.period import anomalies_in_period
 from crabglamp.usage.filter import UsageFilter
 from crabglamp.usage.query import UsageQuery
 
@@ -23,7 +23,9 @@ async def anomalies_of(info: Info, query: UsageQuery) -> list[AnomalyType]:
         return []
     context = info.context
     async with context.db.connection() as conn:
-        found = await anomalies_in_period(conn, query.account_ids, query.period, context.now)
+        found = await anomalies_in_period(
+            conn, query.account_ids, query.period, context.now, context.settings.thresholds
+        )
     return [
         AnomalyType(
             kind=AnomalyKind(a.kind.value),
