@@ -173,8 +173,6 @@ class Proxy:
 
         self.writer.on_commit.append(count_batch)
 
-    # Handling
-
     async def handle(self, route: str, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = Exchange(route)
         self.metrics.inc("crabglamp_proxy_in_flight")
