@@ -30,7 +30,8 @@ from crabglamp.dev.fake_upstream import create_fake_upstream
 from crabglamp.keys import CreatedKey, create_key
 from crabglamp.models import Account, LlmEvent, Price, SpendReservation, VoiceEvent
 from crabglamp.periods import utcnow
-from crabglamp.proxy.caps import MonthSpend, month_of, month_spend
+from crabglamp.proxy.ledger import month_spend
+from crabglamp.proxy.reservation import MonthSpend, month_of
 from crabglamp.settings import Settings
 from devsupport.servers import Spawned, free_port, running, spawn
 

@@ -38,7 +38,7 @@ STAGES = {"ingest", "usage", "proxy", "bundle", "jobs", "api", "app", "server", 
 # The composition roots may register dev/'s commands and routes, lazily (inside a function).
 LAZY_DEV_IMPORTERS = {"crabglamp.app", "crabglamp.cli"}
 # The proxy's modules that hold no ASGI plumbing are core too.
-WEB = {"crabglamp.proxy.handler"}
+WEB = {"crabglamp.proxy.routes"}
 FRAMEWORKS = ("strawberry", "starlette", "uvicorn", "graphql")
 
 

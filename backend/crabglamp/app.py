@@ -22,7 +22,8 @@ from crabglamp.db import make_engine, read_transaction
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.jobs.watch import BackgroundJobs
 from crabglamp.prices import load_price_book
-from crabglamp.proxy.handler import Proxy, ProxySlot, proxy_routes
+from crabglamp.proxy.routes import ProxySlot, proxy_routes
+from crabglamp.proxy.runtime import Proxy
 from crabglamp.proxy.upstreams import load_proxy_config
 from crabglamp.proxy.writer import GroupCommitWriter
 from crabglamp.settings import Settings

@@ -16,15 +16,15 @@ from crabglamp.ingest.records import LlmRecord, VoiceRecord
 from crabglamp.key_secrets import hash_secret
 from crabglamp.keys import CreatedKey, RotatedKey, revoke_key, rotate_key, set_spend_cap
 from crabglamp.periods import utcnow
-from crabglamp.proxy.caps import (
+from crabglamp.proxy.caps import SpendCaps
+from crabglamp.proxy.ledger import month_spend
+from crabglamp.proxy.reservation import (
     CapExceeded,
     KeyRefused,
     MonthSpend,
     Reservation,
     Settlement,
-    SpendCaps,
     month_of,
-    month_spend,
 )
 from crabglamp.proxy.writer import GroupCommitWriter
 from proxy_support import make_key, reservations

@@ -244,7 +244,7 @@ async def test_upstream_gets_the_provider_key_and_logs_hold_no_secret(
             lines.append(self.format(record))
 
     async with proxy_stack(engine, db_url, tmp_path) as stack:
-        proxy_logger = logging.getLogger("crabglamp.proxy.handler")
+        proxy_logger = logging.getLogger("crabglamp.proxy")
         handler = Collect()
         handler.setFormatter(proxy_logger.handlers[0].formatter)
         proxy_logger.addHandler(handler)

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crabglamp.proxy.caps import max_input_tokens
+from crabglamp.proxy.estimate import max_input_tokens
 from crabglamp.proxy.metrics import Metrics
 from crabglamp.proxy.upstreams import DEFAULT_URLS, UpstreamConfigError, load_proxy_config
 from proxy_support import fake_upstream_process

@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from crabglamp.api.auth import Authenticator
 from crabglamp.ingest.ingestor import Ingestor
-from crabglamp.proxy.handler import Proxy
+from crabglamp.proxy.runtime import Proxy
 from crabglamp.proxy.writer import GroupCommitWriter
 from crabglamp.settings import Settings
 

@@ -16,39 +16,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import is_sqlite, make_engine, read_transaction, write_transaction
-from crabglamp.db.dialect import insert_for
-from crabglamp.db.retry import retryable
+from crabglamp.db.retry import with_retries
 from crabglamp.db.tables import table_of
-from crabglamp.models import (
-    KeySpend,
-    LlmDaily,
-    SpendReservation,
-    VirtualKey,
-    VirtualKeySecret,
-    VoiceEvent,
-)
-from crabglamp.periods import as_utc, day_start, month_period, utcnow
+from crabglamp.models import KeySpend, SpendReservation
+from crabglamp.periods import utcnow
+from crabglamp.proxy._reserve import ADMISSION, ADMIT_AND_RESERVE, admission_params, why_refused
+from crabglamp.proxy.ledger import free, month_spend
+from crabglamp.proxy.reservation import CapExceeded, KeyRefused, MonthSpend, Reservation, month_of
+from crabglamp.usage.spend import spend_of_keys
 
 _T = TypeVar("_T")
 _spend = table_of(KeySpend)
 _reservations = table_of(SpendReservation)
-_keys = table_of(VirtualKey)
-_retired = table_of(VirtualKeySecret)
-_llm_daily = table_of(LlmDaily)
-_voice = table_of(VoiceEvent)
-
-UNCAPPED = 2**62
-_RETRIES = 8
+_MONTH_ROWS = select(_spend.c.key_id, _spend.c.spent_micros).where(
+    _spend.c.month == bindparam("month", type_=_spend.c.month.type)
+)
 
 
 def _settle_future(future: asyncio.Future[_T], source: asyncio.Future[_T]) -> None:
@@ -65,59 +55,6 @@ def _settle_future(future: asyncio.Future[_T], source: asyncio.Future[_T]) -> No
             future.set_result(done.result())
 
     source.add_done_callback(copy)
-
-
-def month_of(moment: datetime) -> date:
-    return date(moment.year, moment.month, 1)
-
-
-# Estimates: the most a request can cost
-
-
-def max_input_tokens(body_bytes: int, images: int = 0) -> int:
-    """An upper bound of a request's input tokens. A token of a byte-level BPE tokenizer covers at
-    least one byte of text, and the JSON request holds all of its text (plus some syntax), so the
-    body's size bounds the text; an image costs at most 1,536 tokens at any detail level."""
-    return body_bytes + 1_536 * images
-
-
-# Results
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    id: uuid.UUID
-    key_id: uuid.UUID
-    month: date
-    amount_micros: int
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """Settle `reservation` to the actual cost of its request (0 for a failed one)."""
-
-    reservation: Reservation
-    cost_micros: int
-
-
-@dataclass(frozen=True, slots=True)
-class CapExceeded:
-    cap_micros: int
-    spent_micros: int
-    reserved_micros: int
-    estimate_micros: int
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRefused:
-    code: str  # "key_revoked" | "invalid_api_key"
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class MonthSpend:
-    spent_micros: int
-    reserved_micros: int
 
 
 @dataclass(slots=True)
@@ -216,10 +153,10 @@ class SpendCaps:
         its own (autocommit): a single round trip, concurrent with every other admission."""
         month = month_of(now)
         reservation = Reservation(uuid.uuid4(), key_id, month, estimate_micros)
-        params = _admission_params(key_id, month, secret_hash, estimate_micros, now)
+        params = admission_params(key_id, month, secret_hash, estimate_micros, now)
         params.update(admit_id=reservation.id, admit_expires_at=now + self.reservation_ttl)
         async with self.admit_engine.connect() as conn:
-            if (await conn.execute(_ADMIT_AND_RESERVE, params)).first() is not None:
+            if (await conn.execute(ADMIT_AND_RESERVE, params)).first() is not None:
                 return reservation
         return await self._decide(_Admission(key_id, secret_hash, estimate_micros, now))
 
@@ -233,37 +170,34 @@ class SpendCaps:
     async def _admit_batch(self, batch: list[_Admission]) -> None:
         # One lock order for every transaction that updates key_spend rows: no deadlocks.
         batch.sort(key=lambda a: (str(a.key_id), a.month))
-        admitted: dict[int, Reservation] = {}
+
+        async def once() -> dict[int, Reservation]:
+            admitted: dict[int, Reservation] = {}
+            async with self._serialised(), write_transaction(self.admit_engine) as conn:
+                rows = []
+                for index, a in enumerate(batch):
+                    params = admission_params(
+                        a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now
+                    )
+                    if (await conn.execute(ADMISSION, params)).rowcount == 1:
+                        r = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
+                        admitted[index] = r
+                        rows.append(
+                            {
+                                "id": r.id,
+                                "key_id": r.key_id,
+                                "month": r.month,
+                                "amount_micros": r.amount_micros,
+                                "created_at": a.now,
+                                "expires_at": a.now + self.reservation_ttl,
+                            }
+                        )
+                if rows:
+                    await conn.execute(_reservations.insert(), rows)
+            return admitted
+
         try:
-            for attempt in range(_RETRIES):
-                admitted = {}
-                try:
-                    async with self._serialised(), write_transaction(self.admit_engine) as conn:
-                        rows = []
-                        for index, a in enumerate(batch):
-                            params = _admission_params(
-                                a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now
-                            )
-                            if (await conn.execute(_ADMISSION, params)).rowcount == 1:
-                                r = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
-                                admitted[index] = r
-                                rows.append(
-                                    {
-                                        "id": r.id,
-                                        "key_id": r.key_id,
-                                        "month": r.month,
-                                        "amount_micros": r.amount_micros,
-                                        "created_at": a.now,
-                                        "expires_at": a.now + self.reservation_ttl,
-                                    }
-                                )
-                        if rows:
-                            await conn.execute(_reservations.insert(), rows)
-                    break
-                except DBAPIError as exc:
-                    if attempt == _RETRIES - 1 or not retryable(exc):
-                        raise
-                    await asyncio.sleep(0.005 * (attempt + 1))
+            admitted = await with_retries(once)
         except Exception as exc:  # the database is away: every waiter hears it
             for a in batch:
                 if a.future is not None and not a.future.done():
@@ -280,11 +214,13 @@ class SpendCaps:
 
     async def _decide(self, a: _Admission) -> Reservation | CapExceeded | KeyRefused:
         """The slow path of an admission that the batch did not admit: why, or admit it now."""
-        params = _admission_params(a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now)
+        params = admission_params(a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now)
+        # Not a retry on database errors (that is `with_retries`): each pass either decides, or
+        # found the month's row missing (and opened it) or room freed meanwhile; the last decides.
         attempts = 4
         for attempt in range(attempts):
             async with self._serialised(), write_transaction(self.admit_engine) as conn:
-                refusal = await _why_refused(
+                refusal = await why_refused(
                     conn,
                     a.key_id,
                     a.month,
@@ -295,7 +231,7 @@ class SpendCaps:
                 )
                 if refusal is not None:
                     return refusal
-                if (await conn.execute(_ADMISSION, params)).rowcount == 1:
+                if (await conn.execute(ADMISSION, params)).rowcount == 1:
                     reservation = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
                     await conn.execute(
                         _reservations.insert().values(
@@ -315,7 +251,7 @@ class SpendCaps:
         """Give back a reservation whose request cost nothing (upstream error, timeout, client
         gone before anything was billed). Idempotent, like settling."""
         async with self._serialised(), write_transaction(self.admit_engine) as conn:
-            await _free(conn, [reservation.id])
+            await free(conn, [reservation.id])
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Free reservations past their expiry; returns how many."""
@@ -329,23 +265,22 @@ class SpendCaps:
             )
             ids = [row[0] for row in expired]
             if ids:
-                await _free(conn, ids)
+                await free(conn, ids)
         return len(ids)
 
     async def reconcile(self, month: date) -> int:
         """Set each key's spent this month to the sum of its recorded events.
 
         Settling keeps `spent` exact for requests through the proxy; this catches spend that
-        arrived another way (an import of the key's history). A settle commits the event and
-        its cost together, so one snapshot finds the keys that drifted; each is then fixed with
-        its row locked before summing: a settle either committed before (and is summed) or adds
-        its cost after."""
+        arrived another way (an import of the key's history). The rows and the sums are read
+        apart, so a settle that commits in between can only make a key look drifted; each key
+        that looks so is then fixed with its row locked before summing: a settle either
+        committed before (and is summed) or adds its cost after."""
         async with read_transaction(self.engine) as conn:
-            drifted = [
-                key_id
-                for key_id, spent, recorded in await conn.execute(_drift(month))
-                if spent != recorded
-            ]
+            rows = await conn.execute(_MONTH_ROWS, {"month": month})
+            spent: dict[uuid.UUID, int] = {key_id: amount for key_id, amount in rows}
+            recorded = await spend_of_keys(conn, spent, month)
+        drifted = [key_id for key_id, amount in spent.items() if amount != recorded[key_id]]
         changed = 0
         for key_id in sorted(drifted):
             async with self._serialised(), write_transaction(self.engine) as conn:
@@ -358,12 +293,12 @@ class SpendCaps:
                 ).first()
                 if row is None:
                     continue
-                recorded = await recorded_spend(conn, key_id, month)
-                if recorded != row[0]:
+                now_recorded = (await spend_of_keys(conn, [key_id], month))[key_id]
+                if now_recorded != row[0]:
                     await conn.execute(
                         update(_spend)
                         .where(_spend.c.key_id == key_id, _spend.c.month == month)
-                        .values(spent_micros=recorded)
+                        .values(spent_micros=now_recorded)
                     )
                     changed += 1
         return changed
@@ -371,302 +306,3 @@ class SpendCaps:
     async def month_spend(self, key_id: uuid.UUID, month: date) -> MonthSpend:
         async with read_transaction(self.engine) as conn:
             return await month_spend(conn, key_id, month)
-
-
-def _drift(month: date) -> Any:
-    """(key, spent, recorded) of every key with a row for the month, in one statement."""
-    period = month_period(month.year, month.month)
-    llm = (
-        select(func.coalesce(func.sum(_llm_daily.c.cost_micros), 0))
-        .where(
-            _llm_daily.c.account_id == _keys.c.account_id,
-            _llm_daily.c.key_id == _spend.c.key_id,
-            _llm_daily.c.day >= period.start,
-            _llm_daily.c.day <= period.end,
-        )
-        .scalar_subquery()
-    )
-    voice = (
-        select(func.coalesce(func.sum(_voice.c.cost_micros), 0))
-        .where(
-            _voice.c.account_id == _keys.c.account_id,
-            _voice.c.key_id == _spend.c.key_id,
-            _voice.c.ts >= day_start(period.start),
-            _voice.c.ts < period.end_dt,
-        )
-        .scalar_subquery()
-    )
-    return (
-        select(_spend.c.key_id, _spend.c.spent_micros, llm + voice)
-        .join(_keys, _keys.c.id == _spend.c.key_id)
-        .where(_spend.c.month == month)
-    )
-
-
-def _admission() -> Any:
-    """The conditional UPDATE that admits a request, built once: per request only its
-    parameters (`_admission_params`) change, so neither building the
-    expression nor computing its cache key is paid on the hot path."""
-    key_id = bindparam("admit_key_id", type_=_keys.c.id.type)
-    month = bindparam("admit_month", type_=_spend.c.month.type)
-    secret_hash = bindparam("admit_secret_hash", type_=_keys.c.secret_hash.type)
-    estimate = bindparam("admit_estimate", type_=_spend.c.reserved_micros.type)
-    now = bindparam("admit_now", type_=_retired.c.expires_at.type)
-    # Uncorrelated subqueries: PostgreSQL evaluates them once, while spent and reserved are read
-    # from the row itself, so a request that waited for the row lock re-checks the sum against
-    # the row as the previous admission left it. The key's status and the presented secret are
-    # checked here too, so a key revoked (or a secret retired) in another process is refused by
-    # this very statement, whatever a process's cache of key look-ups still holds.
-    cap = select(_keys.c.spend_cap_micros).where(_keys.c.id == key_id).scalar_subquery()
-    presented = or_(
-        _keys.c.secret_hash == secret_hash,
-        exists().where(
-            _retired.c.secret_hash == secret_hash,
-            _retired.c.key_id == key_id,
-            _retired.c.expires_at > now,
-        ),
-    )
-    usable = exists().where(_keys.c.id == key_id, _keys.c.status == "active", presented)
-    return (
-        update(_spend)
-        .where(
-            _spend.c.key_id == key_id,
-            _spend.c.month == month,
-            usable,
-            _spend.c.spent_micros + _spend.c.reserved_micros + estimate
-            <= func.coalesce(cap, UNCAPPED),
-        )
-        .values(reserved_micros=_spend.c.reserved_micros + estimate)
-    )
-
-
-def _admit_and_reserve() -> Any:
-    """PostgreSQL: the admission feeding the reservation's INSERT, one statement (built once;
-    adds the parameters `admit_id` and `admit_expires_at`)."""
-    admitted = _admission().returning(_spend.c.key_id).cte("admitted")
-    values = select(
-        bindparam("admit_id", type_=_reservations.c.id.type),
-        admitted.c.key_id,
-        bindparam("admit_month", type_=_reservations.c.month.type),
-        bindparam("admit_estimate", type_=_reservations.c.amount_micros.type),
-        bindparam("admit_now", type_=_reservations.c.created_at.type),
-        bindparam("admit_expires_at", type_=_reservations.c.expires_at.type),
-    ).select_from(admitted)
-    return (
-        _reservations.insert()
-        .from_select(["id", "key_id", "month", "amount_micros", "created_at", "expires_at"], values)
-        .returning(_reservations.c.id)
-    )
-
-
-_ADMISSION = _admission()
-_ADMIT_AND_RESERVE = _admit_and_reserve()
-
-
-# Named apart from the columns: SQLAlchemy would take a parameter named like a column of the
-# UPDATE's table for a value to SET.
-def _admission_params(
-    key_id: uuid.UUID, month: date, secret_hash: str, estimate: int, now: datetime
-) -> dict[str, Any]:
-    return {
-        "admit_key_id": key_id,
-        "admit_month": month,
-        "admit_secret_hash": secret_hash,
-        "admit_estimate": estimate,
-        "admit_now": now,
-    }
-
-
-async def _why_refused(
-    conn: AsyncConnection,
-    key_id: uuid.UUID,
-    month: date,
-    secret_hash: str,
-    estimate: int,
-    now: datetime,
-    last: bool = False,
-) -> CapExceeded | KeyRefused | None:
-    """Why the admission failed, or None when it should simply be tried again (on the `last`
-    attempt a request that keeps losing the race for the room left is refused too)."""
-    key = (
-        await conn.execute(
-            select(_keys.c.status, _keys.c.secret_hash, _keys.c.spend_cap_micros).where(
-                _keys.c.id == key_id
-            )
-        )
-    ).first()
-    if key is None:
-        return KeyRefused("invalid_api_key", "Incorrect API key provided.")
-    if key.status != "active":
-        return KeyRefused("key_revoked", "This virtual key has been revoked.")
-    if key.secret_hash != secret_hash:
-        expires = (
-            await conn.execute(
-                select(_retired.c.expires_at).where(_retired.c.secret_hash == secret_hash)
-            )
-        ).scalar()
-        if expires is None or as_utc(expires) <= now:
-            return KeyRefused(
-                "invalid_api_key",
-                "This virtual key was rotated and its previous secret's grace period has ended; "
-                "use the new secret.",
-            )
-    spend = (
-        await conn.execute(
-            select(_spend.c.spent_micros, _spend.c.reserved_micros).where(
-                _spend.c.key_id == key_id, _spend.c.month == month
-            )
-        )
-    ).first()
-    if spend is None:
-        await _open_month(conn, key_id, month)
-        return None if not last else CapExceeded(key.spend_cap_micros or 0, 0, 0, estimate)
-    cap = key.spend_cap_micros
-    fits = cap is None or spend.spent_micros + spend.reserved_micros + estimate <= cap
-    if fits and not last:
-        return None
-    return CapExceeded(
-        UNCAPPED if cap is None else cap, spend.spent_micros, spend.reserved_micros, estimate
-    )
-
-
-async def _open_month(conn: AsyncConnection, key_id: uuid.UUID, month: date) -> None:
-    """Create the key's row for the month, starting from what is already recorded (history that
-    was imported, or events from before the key was first used through this proxy)."""
-    spent = await recorded_spend(conn, key_id, month)
-    await conn.execute(
-        insert_for(conn, _spend)
-        .values(key_id=key_id, month=month, spent_micros=spent, reserved_micros=0)
-        .on_conflict_do_nothing(index_elements=[_spend.c.key_id, _spend.c.month])
-    )
-
-
-async def recorded_spend(conn: AsyncConnection, key_id: uuid.UUID, month: date) -> int:
-    """What the key's recorded events of the month cost: LLM from the daily rollup, voice from
-    the voice events made with the key."""
-    period = month_period(month.year, month.month)
-    account = select(_keys.c.account_id).where(_keys.c.id == key_id).scalar_subquery()
-    llm = (
-        await conn.execute(
-            select(func.coalesce(func.sum(_llm_daily.c.cost_micros), 0)).where(
-                _llm_daily.c.account_id == account,
-                _llm_daily.c.key_id == key_id,
-                _llm_daily.c.day >= period.start,
-                _llm_daily.c.day <= period.end,
-            )
-        )
-    ).scalar()
-    voice = (
-        await conn.execute(
-            select(func.coalesce(func.sum(_voice.c.cost_micros), 0)).where(
-                _voice.c.account_id == account,
-                _voice.c.key_id == key_id,
-                _voice.c.ts >= day_start(period.start),
-                _voice.c.ts < period.end_dt,
-            )
-        )
-    ).scalar()
-    return int(llm or 0) + int(voice or 0)
-
-
-async def _free(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """Delete reservations; give their amounts back to their months. Returns what was freed
-    (a reservation already settled, released or swept is not freed twice)."""
-    deleted = await conn.execute(
-        delete(_reservations)
-        .where(_reservations.c.id.in_(sorted(ids)))
-        .returning(
-            _reservations.c.id,
-            _reservations.c.key_id,
-            _reservations.c.month,
-            _reservations.c.amount_micros,
-        )
-    )
-    freed: dict[uuid.UUID, int] = {}
-    per_month: dict[tuple[uuid.UUID, date], int] = {}
-    for reservation_id, key_id, month, amount in deleted:
-        freed[reservation_id] = amount
-        per_month[(key_id, month)] = per_month.get((key_id, month), 0) + amount
-    await _adjust(conn, {k: (0, amount) for k, amount in per_month.items()})
-    return freed
-
-
-async def _adjust(
-    conn: AsyncConnection, changes: dict[tuple[uuid.UUID, date], tuple[int, int]]
-) -> None:
-    """Add spent and subtract reserved per (key, month), in one lock order for every writer."""
-    ordered = sorted(changes.items(), key=lambda item: (str(item[0][0]), item[0][1]))
-    rows = [
-        {
-            "adjust_key_id": key_id,
-            "adjust_month": month,
-            "adjust_spent": spent,
-            "adjust_freed": freed,
-        }
-        for (key_id, month), (spent, freed) in ordered
-        if spent != 0 or freed != 0
-    ]
-    if rows:
-        # One prebuilt statement, executed for all the batch's (key, month) rows in one call.
-        await conn.execute(_ADJUST, rows)
-
-
-def _adjustment() -> Any:
-    return (
-        update(_spend)
-        .where(
-            _spend.c.key_id == bindparam("adjust_key_id", type_=_spend.c.key_id.type),
-            _spend.c.month == bindparam("adjust_month", type_=_spend.c.month.type),
-        )
-        .values(
-            spent_micros=_spend.c.spent_micros
-            + bindparam("adjust_spent", type_=_spend.c.spent_micros.type),
-            reserved_micros=_spend.c.reserved_micros
-            - bindparam("adjust_freed", type_=_spend.c.reserved_micros.type),
-        )
-    )
-
-
-_ADJUST = _adjustment()
-
-
-async def settle_in(
-    conn: AsyncConnection, settlements: Sequence[Settlement], counted: Sequence[bool]
-) -> None:
-    """Within the transaction that records the events: free each reservation and add the
-    actual cost to the month's spend — only for events that were new (`counted`), so recording
-    the same event twice never counts its cost twice."""
-    if not settlements:
-        return
-    freed = await _free_quietly(conn, [s.reservation.id for s in settlements])
-    changes: dict[tuple[uuid.UUID, date], tuple[int, int]] = {}
-    for settlement, new in zip(settlements, counted, strict=True):
-        r = settlement.reservation
-        spent, released = changes.get((r.key_id, r.month), (0, 0))
-        changes[(r.key_id, r.month)] = (
-            spent + (settlement.cost_micros if new else 0),
-            released + freed.get(r.id, 0),
-        )
-    await _adjust(conn, changes)
-
-
-async def _free_quietly(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-    deleted = await conn.execute(
-        delete(_reservations)
-        .where(_reservations.c.id.in_(sorted(ids)))
-        .returning(_reservations.c.id, _reservations.c.amount_micros)
-    )
-    return {reservation_id: amount for reservation_id, amount in deleted}
-
-
-async def month_spend(conn: AsyncConnection, key_id: uuid.UUID, month: date) -> MonthSpend:
-    row = (
-        await conn.execute(
-            select(_spend.c.spent_micros, _spend.c.reserved_micros).where(
-                and_(_spend.c.key_id == key_id, _spend.c.month == month)
-            )
-        )
-    ).first()
-    if row is None:
-        return MonthSpend(await recorded_spend(conn, key_id, month), 0)
-    return MonthSpend(row.spent_micros, row.reserved_micros)

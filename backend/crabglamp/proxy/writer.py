@@ -11,15 +11,12 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.exc import DBAPIError
-
 from crabglamp.db import is_sqlite, write_transaction
-from crabglamp.db.retry import retryable
+from crabglamp.db.retry import with_retries
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.ingest.records import IngestError, Record
-from crabglamp.proxy.caps import Settlement, settle_in
-
-_RETRIES = 8
+from crabglamp.proxy.ledger import settle_in
+from crabglamp.proxy.reservation import Settlement
 
 
 @dataclass(slots=True)
@@ -114,25 +111,22 @@ class GroupCommitWriter:
         """One transaction: the events with their rollups, then the settlements."""
         records = [item.record for item in batch]
         settled = [item for item in batch if item.settlement is not None]
-        for attempt in range(_RETRIES):
-            try:
-                async with (
-                    self.lock or contextlib.nullcontext(),
-                    write_transaction(self.ingestor.engine) as conn,
-                ):
-                    result = await self.ingestor.record_in(conn, records)
-                    if settled:
-                        new = set(result.new_ids)
-                        await settle_in(
-                            conn,
-                            [item.settlement for item in settled if item.settlement is not None],
-                            [item.record.id in new for item in settled],
-                        )
-                return
-            except DBAPIError as exc:
-                if attempt == _RETRIES - 1 or not retryable(exc):
-                    raise
-                await asyncio.sleep(0.005 * (attempt + 1))
+
+        async def once() -> None:
+            async with (
+                self.lock or contextlib.nullcontext(),
+                write_transaction(self.ingestor.engine) as conn,
+            ):
+                result = await self.ingestor.record_in(conn, records)
+                if settled:
+                    new = set(result.new_ids)
+                    await settle_in(
+                        conn,
+                        [item.settlement for item in settled if item.settlement is not None],
+                        [item.record.id in new for item in settled],
+                    )
+
+        await with_retries(once)
 
 
 def _fail(batch: list[_Item], exc: BaseException) -> None:

@@ -13,7 +13,7 @@ from clocks import earlier_this_month
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.ingest.records import VoiceRecord
 from crabglamp.money import micros_to_cents
-from crabglamp.proxy.caps import recorded_spend
+from crabglamp.proxy.ledger import month_spend
 
 CARDS = "query { virtualKeys { id accruedCents percentUsed spendCapCents } }"
 
@@ -53,8 +53,8 @@ async def test_speech_made_with_a_key_counts_on_its_card_as_on_its_cap(
         if key_id != prod:
             assert after[key_id]["accruedCents"] == card["accruedCents"]
     async with engine.connect() as conn:
-        enforced = await recorded_spend(conn, world.prod_key, moment.date().replace(day=1))
-    assert after[prod]["accruedCents"] == micros_to_cents(enforced)
+        enforced = await month_spend(conn, world.prod_key, moment.date().replace(day=1))
+    assert after[prod]["accruedCents"] == micros_to_cents(enforced.spent_micros)
     assert after[prod]["percentUsed"] == pytest.approx(
         after[prod]["accruedCents"] * 100 / after[prod]["spendCapCents"], rel=1e-12
     )

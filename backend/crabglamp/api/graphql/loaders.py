@@ -19,7 +19,7 @@ from crabglamp.accounts import (
     plain_vms_of_accounts,
 )
 from crabglamp.api.graphql.context import RequestDatabase
-from crabglamp.api.graphql.virtual_keys.data import keys_by_id, keys_of_accounts, spend_of_keys
+from crabglamp.api.graphql.virtual_keys.data import keys_by_id, keys_of_accounts
 from crabglamp.models import Account, Agent, PlainVm, VirtualKey
 from crabglamp.periods import current_month
 from crabglamp.usage.compute import compute_usage
@@ -27,6 +27,7 @@ from crabglamp.usage.llm import llm_usage
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.request_log import RequestLogQuery, RequestLogSummary, request_log_summary
 from crabglamp.usage.results import ComputeUsage, LlmUsage, VoiceUsage
+from crabglamp.usage.spend import spend_of_keys
 from crabglamp.usage.voice import voice_usage
 
 _K = TypeVar("_K")
@@ -97,7 +98,7 @@ class Loaders:
     async def _accrued(self, ids: list[uuid.UUID]) -> list[int]:
         # A cap is per calendar month: accrued spend is this UTC month's.
         async with self._db.connection() as conn:
-            found = await spend_of_keys(conn, ids, current_month(self._now))
+            found = await spend_of_keys(conn, ids, current_month(self._now).start)
         return [found.get(i, 0) for i in ids]
 
     async def _agents_of_accounts(self, ids: list[uuid.UUID]) -> list[list[Agent]]:

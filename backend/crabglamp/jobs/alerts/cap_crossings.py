@@ -14,7 +14,7 @@ from crabglamp.db.dialect import insert_for
 from crabglamp.db.tables import table_of
 from crabglamp.jobs.alerts.events import AlertEvent, cap_event
 from crabglamp.models import CapCrossing
-from crabglamp.proxy.caps import recorded_spend
+from crabglamp.usage.spend import spend_of_keys
 
 _crossings = table_of(CapCrossing)
 
@@ -37,12 +37,13 @@ async def record_cap_crossings(
     that they never fire later); a new cap value starts its thresholds afresh."""
     month = date(now.year, now.month, 1)
     events: list[AlertEvent] = []
+    # What the cap is enforced on: the key's LLM and voice spend of the month.
+    spend = await spend_of_keys(conn, [k.key_id for k in keys if k.cap_micros], month)
     for key in sorted(keys, key=lambda k: str(k.key_id)):
         cap = key.cap_micros
         if not cap or cap <= 0:
             continue
-        # What the cap is enforced on: the key's LLM and voice spend of the month.
-        spent = await recorded_spend(conn, key.key_id, month)
+        spent = spend[key.key_id]
         crossed = [t for t in CAP_THRESHOLDS if spent * 100 >= t * cap]
         new: list[int] = []
         for threshold in crossed:

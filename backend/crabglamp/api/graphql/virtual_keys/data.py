@@ -1,20 +1,18 @@
-"""Reading virtual keys and their month's spend, many at a time (the loaders' batch functions)."""
+"""Reading virtual keys, many at a time (the loaders' batch functions); their spend is
+`usage.spend`."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.tables import table_of
-from crabglamp.models import LlmDaily, VirtualKey, VoiceEvent
-from crabglamp.periods import Period
+from crabglamp.models import VirtualKey
 
 _keys = table_of(VirtualKey)
-_llm_daily = table_of(LlmDaily)
-_voice_events = table_of(VoiceEvent)
 # Everything but the hash: the secret's hash never leaves the database.
 _PUBLIC = [column for column in _keys.c if column.name != "secret_hash"]
 
@@ -46,33 +44,3 @@ async def keys_by_id(
 ) -> dict[uuid.UUID, VirtualKey]:
     rows = await conn.execute(select(*_PUBLIC).where(_keys.c.id.in_(sorted(set(key_ids)))))
     return {key.id: key for key in map(_key, rows)}
-
-
-async def spend_of_keys(
-    conn: AsyncConnection, key_ids: Sequence[uuid.UUID], period: Period
-) -> dict[uuid.UUID, int]:
-    """Spend in micro-cents per key over the period: its LLM requests (daily rollup) and the
-    speech made with it — the same spend its cap counts (caps.recorded_spend)."""
-    wanted = sorted(set(key_ids))
-    llm = await conn.execute(
-        select(_llm_daily.c.key_id, func.sum(_llm_daily.c.cost_micros))
-        .where(
-            _llm_daily.c.key_id.in_(wanted),
-            _llm_daily.c.day >= period.start,
-            _llm_daily.c.day <= period.end,
-        )
-        .group_by(_llm_daily.c.key_id)
-    )
-    spend = {row[0]: int(row[1]) for row in llm}
-    voice = await conn.execute(
-        select(_voice_events.c.key_id, func.sum(_voice_events.c.cost_micros))
-        .where(
-            _voice_events.c.key_id.in_(wanted),
-            _voice_events.c.ts >= period.start_dt,
-            _voice_events.c.ts < period.end_dt,
-        )
-        .group_by(_voice_events.c.key_id)
-    )
-    for key_id, cost in voice:
-        spend[key_id] = spend.get(key_id, 0) + int(cost)
-    return spend

@@ -1,0 +1,119 @@
+"""A request's way in: its body read, its key authenticated, its JSON checked, its provider
+chosen, and its most possible cost reserved against the key's monthly cap (caps.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+
+from crabglamp.key_secrets import MalformedSecret, check_format, hash_secret
+from crabglamp.proxy._asgi import ClientGone, Receive, Scope
+from crabglamp.proxy.estimate import estimate
+from crabglamp.proxy.exchange import Exchange
+from crabglamp.proxy.refusals import Refusal, bad, cap_refusal
+from crabglamp.proxy.reservation import CapExceeded, KeyRefused
+
+if TYPE_CHECKING:
+    from crabglamp.proxy.runtime import Proxy
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Refusal(413, "request_too_large", f"The request body exceeds {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            header: bytes = value
+            scheme, _, token = header.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+async def admit(proxy: Proxy, exchange: Exchange, scope: Scope) -> None:
+    """Authenticate, parse and price the request, then reserve its most against the key's cap."""
+    secret = bearer(scope)
+    if secret is None:
+        raise Refusal(
+            401,
+            "invalid_api_key",
+            "You didn't provide an API key. Send your CrabGlamp virtual key as "
+            "'Authorization: Bearer cg_live_…'.",
+        )
+    try:
+        check_format(secret)
+    except MalformedSecret as exc:
+        raise Refusal(401, "invalid_api_key", f"Incorrect API key provided: {exc}.") from None
+    exchange.secret_hash = hash_secret(secret)
+    exchange.facts = await proxy.key_cache.facts(secret, exchange.secret_hash)
+    del secret
+    try:
+        payload = json.loads(exchange.body)
+    except (ValueError, UnicodeDecodeError):
+        raise bad(
+            "We could not parse the JSON body of your request.", code="invalid_json"
+        ) from None
+    if not isinstance(payload, dict):
+        raise bad("The request body must be a JSON object.", code="invalid_json")
+    exchange.payload = payload
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad("You must provide a model parameter.", param="model")
+    exchange.model = model
+    provider = proxy.prices.provider_of(model)
+    if provider is None:
+        raise Refusal(
+            404,
+            "model_not_found",
+            f"The model `{model}` is not in the price catalog, so its spend cannot be "
+            "capped; ask an administrator to add its price.",
+            param="model",
+        )
+    exchange.provider = provider
+    allowed = exchange.facts.provider
+    if allowed is not None and allowed != provider:
+        raise Refusal(
+            403,
+            "model_not_allowed",
+            f"This key is for {allowed} models; `{model}` is a {provider} model.",
+            param="model",
+        )
+    upstream = proxy.config.upstream(provider)
+    if upstream is None:
+        raise Refusal(
+            503,
+            "provider_not_configured",
+            f"No upstream is configured for {provider}.",
+            kind="server_error",
+            retry=False,
+        )
+    exchange.upstream = upstream
+    exchange.estimate_micros = estimate(
+        exchange, proxy.prices, proxy.config.default_max_output_tokens
+    )
+    started = time.perf_counter()
+    outcome = await proxy.caps.reserve(
+        exchange.facts.key_id, exchange.secret_hash, exchange.estimate_micros, exchange.now
+    )
+    exchange.log["admit_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    if isinstance(outcome, KeyRefused):
+        proxy.key_cache.forget(exchange.secret_hash)
+        raise Refusal(401, outcome.code, outcome.message)
+    if isinstance(outcome, CapExceeded):
+        raise cap_refusal(outcome)
+    exchange.reservation = outcome

@@ -1,0 +1,85 @@
+"""Estimates: the most a request can cost, which its reservation holds (DESIGN 2, spend caps).
+
+The request's body is checked here too, as far as its price depends on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crabglamp.prices import PriceBook, PriceNotFound
+from crabglamp.proxy.exchange import Exchange
+from crabglamp.proxy.refusals import Refusal, bad
+
+_IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
+
+
+def max_input_tokens(body_bytes: int, images: int = 0) -> int:
+    """An upper bound of a request's input tokens. A token of a byte-level BPE tokenizer covers at
+    least one byte of text, and the JSON request holds all of its text (plus some syntax), so the
+    body's size bounds the text; an image costs at most 1,536 tokens at any detail level."""
+    return body_bytes + 1_536 * images
+
+
+def images_in(message: Any) -> int:
+    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+        return 0
+    return sum(
+        1
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") in _IMAGE_PARTS
+    )
+
+
+def estimate(exchange: Exchange, prices: PriceBook, default_max_output_tokens: int) -> int:
+    """The most this request can cost (DESIGN 2, spend caps)."""
+    payload, now = exchange.payload, exchange.now
+    try:
+        if exchange.route == "speech":
+            text = payload.get("input")
+            if not isinstance(text, str) or not text:
+                raise bad("input must be a non-empty string.", param="input")
+            if prices.at(exchange.provider, exchange.model, now).kind != "voice":
+                raise bad(f"`{exchange.model}` is not a voice model.", param="model")
+            return prices.voice_cost(exchange.model, now, len(text))
+        if exchange.route == "embeddings":
+            if "input" not in payload:
+                raise bad("You must provide an input parameter.", param="input")
+            return prices.llm_cost(
+                exchange.provider, exchange.model, now, max_input_tokens(len(exchange.body)), 0
+            )
+        messages = payload.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise bad("messages must be a non-empty array.", param="messages")
+        stream = payload.get("stream", False)
+        if not isinstance(stream, bool):
+            raise bad("stream must be true or false.", param="stream")
+        exchange.stream = stream
+        output = max_output(payload, default_max_output_tokens)
+        choices = payload.get("n", 1)
+        if choices is None:
+            choices = 1
+        if not isinstance(choices, int) or isinstance(choices, bool) or not 1 <= choices <= 128:
+            raise bad("n must be an integer from 1 to 128.", param="n")
+        images = sum(images_in(message) for message in messages)
+        return prices.llm_cost(
+            exchange.provider,
+            exchange.model,
+            now,
+            max_input_tokens(len(exchange.body), images),
+            output * choices,
+        )
+    except PriceNotFound as exc:
+        raise Refusal(404, "model_not_found", str(exc), param="model") from None
+
+
+def max_output(payload: dict[str, Any], default: int) -> int:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = payload.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise bad(f"{name} must be a positive integer.", param=name)
+        return value
+    # Unknown: a request may then overshoot its reservation, by at most its own cost.
+    return default

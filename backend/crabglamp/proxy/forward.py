@@ -1,0 +1,131 @@
+"""Forwarding a request to its provider, and the plain (unstreamed) answer coming back.
+
+A failure of the upstream (no answer in time, unreachable, an error status) is recorded as a
+failed request that cost nothing, and its reservation is given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+
+from crabglamp.proxy._asgi import ClientGone, Send, race, send_whole, within
+from crabglamp.proxy.exchange import Exchange
+from crabglamp.proxy.recording import record_failure, record_llm, release
+from crabglamp.proxy.refusals import Refusal, upstream_refusal
+
+if TYPE_CHECKING:
+    from crabglamp.proxy.runtime import Proxy
+
+_UPSTREAM_PATHS = {
+    "chat": "/chat/completions",
+    "embeddings": "/embeddings",
+    "speech": "/audio/speech",
+}
+
+
+def upstream_request(proxy: Proxy, exchange: Exchange, content: bytes) -> httpx.Request:
+    upstream = exchange.upstream
+    assert upstream is not None
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    if upstream.key:
+        headers["authorization"] = f"Bearer {upstream.key}"
+    return proxy.http.build_request(
+        "POST", upstream.url + _UPSTREAM_PATHS[exchange.route], content=content, headers=headers
+    )
+
+
+async def open_upstream(
+    proxy: Proxy, exchange: Exchange, request: httpx.Request, gone: asyncio.Task[None]
+) -> httpx.Response:
+    """Send the request; return the upstream's response with its body still to be read."""
+    started = time.perf_counter()
+    limit = exchange.remaining(proxy.config.max_request_seconds)
+    try:
+        response = await race(within(proxy.http.send(request, stream=True), limit), gone)
+    except ClientGone:
+        await release(proxy, exchange, "client_disconnected")
+        raise
+    except (httpx.TimeoutException, TimeoutError):
+        await record_failure(proxy, exchange, "upstream_timeout")
+        raise Refusal(
+            504,
+            "upstream_timeout",
+            f"The {exchange.provider} upstream did not answer in time.",
+            kind="upstream_error",
+            retry=True,
+        ) from None
+    except httpx.HTTPError as exc:
+        await record_failure(proxy, exchange, "upstream_unreachable")
+        raise Refusal(
+            502,
+            "upstream_unreachable",
+            f"The {exchange.provider} upstream could not be reached ({type(exc).__name__}).",
+            kind="upstream_error",
+            retry=True,
+        ) from None
+    latency = time.perf_counter() - started
+    exchange.log["upstream_ms"] = round(latency * 1000, 3)
+    proxy.metrics.observe("crabglamp_proxy_upstream_latency_seconds", (exchange.provider,), latency)
+    if response.status_code >= 400:
+        try:
+            body = await race(response.aread(), gone)
+        except (ClientGone, httpx.HTTPError):
+            body = b""
+        finally:
+            await response.aclose()
+        await record_failure(proxy, exchange, "upstream_error")
+        raise upstream_refusal(exchange, response.status_code, body)
+    return response
+
+
+async def plain(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Task[None]) -> int:
+    """A whole answer: read it, record its cost, then pass it on."""
+    request = upstream_request(proxy, exchange, exchange.body)
+    response = await open_upstream(proxy, exchange, request, gone)
+    limit = exchange.remaining(proxy.config.max_request_seconds)
+    try:
+        content = await race(within(response.aread(), limit), gone)
+    except ClientGone:
+        await release(proxy, exchange, "client_disconnected")
+        raise
+    except (httpx.HTTPError, TimeoutError):
+        await record_failure(proxy, exchange, "upstream_error")
+        raise Refusal(
+            502,
+            "upstream_error",
+            f"The {exchange.provider} upstream broke off its answer.",
+            kind="upstream_error",
+            retry=True,
+        ) from None
+    finally:
+        await response.aclose()
+    input_tokens, output_tokens = usage_of(content)
+    if input_tokens is None:
+        # No usage reported: count what can be seen, a quarter token per byte.
+        input_tokens = math.ceil(len(exchange.body) / 4)
+        output_tokens = math.ceil(len(content) / 4)
+    await record_llm(proxy, exchange, input_tokens, output_tokens or 0, "ok")
+    await send_whole(
+        send,
+        200,
+        content,
+        response.headers.get("content-type", "application/json"),
+        exchange.request_id,
+    )
+    return 200
+
+
+def usage_of(content: bytes) -> tuple[int | None, int | None]:
+    try:
+        usage = json.loads(content).get("usage") or {}
+        prompt = int(usage["prompt_tokens"])
+        completion = int(usage.get("completion_tokens") or 0)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, None
+    return prompt, completion

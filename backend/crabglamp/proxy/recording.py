@@ -1,0 +1,120 @@
+"""Recording what a request cost: its event committed with its reservation's settlement (the
+group-commit writer) before the response completes, or the reservation given back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from crabglamp.ingest.records import LlmRecord, VoiceRecord
+from crabglamp.proxy.exchange import Exchange
+from crabglamp.proxy.refusals import Refusal
+from crabglamp.proxy.reservation import Settlement
+
+if TYPE_CHECKING:
+    from crabglamp.proxy.runtime import Proxy
+
+
+async def record_llm(
+    proxy: Proxy, exchange: Exchange, input_tokens: int, output_tokens: int, status: str
+) -> None:
+    facts = exchange.key()
+    cost = proxy.prices.llm_cost(
+        exchange.provider, exchange.model, exchange.now, input_tokens, output_tokens
+    )
+    exchange.log.update(input_tokens=input_tokens, output_tokens=output_tokens)
+    await record_event(
+        proxy,
+        exchange,
+        LlmRecord(
+            id=exchange.request_id,
+            ts=exchange.now,
+            key_id=facts.key_id,
+            provider=exchange.provider,
+            model=exchange.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_micros=cost,
+            agent_id=facts.agent_id,
+            status=status,
+        ),
+        cost,
+    )
+
+
+async def record_event(
+    proxy: Proxy, exchange: Exchange, record: LlmRecord | VoiceRecord, cost: int
+) -> None:
+    """Commit the event and settle the reservation in one transaction; then, and only then,
+    may the response complete."""
+    assert exchange.reservation is not None
+    settlement = Settlement(exchange.reservation, cost)
+    try:
+        # Shielded: a client that leaves now does not take back a cost already incurred.
+        started = time.perf_counter()
+        await asyncio.shield(proxy.writer.record(record, settlement))
+        exchange.log["record_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        exchange.settled = True
+    except Exception as exc:
+        # The class and the first line of the message: SQL and hashes, never a secret.
+        exchange.log["record_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        raise Refusal(
+            503,
+            "recording_failed",
+            "The request was answered but could not be recorded; it was not charged. Please retry.",
+            kind="server_error",
+            retry=True,
+        ) from None
+    axis = "voice" if isinstance(record, VoiceRecord) else "llm"
+    exchange.log["cost_micros"] = cost
+    proxy.metrics.inc("crabglamp_proxy_recorded_spend_micros_total", (axis,), cost)
+    proxy.metrics.inc("crabglamp_proxy_recorded_events_total", (axis, record.status))
+
+
+async def record_failure(proxy: Proxy, exchange: Exchange, outcome: str) -> None:
+    """An upstream failure costs nothing: recorded as a failed request, reservation freed."""
+    exchange.log["outcome"] = outcome
+    facts = exchange.key()
+    record: LlmRecord | VoiceRecord
+    if exchange.route == "speech":
+        record = VoiceRecord(
+            id=exchange.request_id,
+            ts=exchange.now,
+            account_id=facts.account_id,
+            voice_model=exchange.model,
+            characters=0,
+            cost_micros=0,
+            agent_id=facts.agent_id,
+            key_id=facts.key_id,
+            status="error",
+        )
+    else:
+        record = LlmRecord(
+            id=exchange.request_id,
+            ts=exchange.now,
+            key_id=facts.key_id,
+            provider=exchange.provider,
+            model=exchange.model,
+            input_tokens=0,
+            output_tokens=0,
+            cost_micros=0,
+            agent_id=facts.agent_id,
+            status="error",
+        )
+    proxy.metrics.inc("crabglamp_proxy_reservations_released_total", (outcome,))
+    with contextlib.suppress(Refusal):
+        await record_event(proxy, exchange, record, 0)
+
+
+async def release(proxy: Proxy, exchange: Exchange, reason: str) -> None:
+    exchange.log["outcome"] = reason
+    if exchange.reservation is None or exchange.settled:
+        return
+    exchange.settled = True
+    proxy.metrics.inc("crabglamp_proxy_reservations_released_total", (reason,))
+    try:
+        await asyncio.shield(proxy.caps.release(exchange.reservation))
+    except Exception as exc:  # the sweeper frees it at its deadline
+        exchange.log["release_error"] = type(exc).__name__

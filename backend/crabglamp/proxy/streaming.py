@@ -1,0 +1,208 @@
+"""Answers passed through as they arrive: a chat completion's server-sent events (the usage
+read from them) and speech's audio. Whatever the upstream produced before a stream is cut
+short is billed by the provider, so it is recorded too."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+
+from crabglamp.ingest.records import VoiceRecord
+from crabglamp.proxy._asgi import ClientGone, Send, race, within
+from crabglamp.proxy.exchange import Exchange
+from crabglamp.proxy.forward import open_upstream, upstream_request
+from crabglamp.proxy.recording import record_event, record_llm
+from crabglamp.proxy.refusals import sse_error
+
+if TYPE_CHECKING:
+    from crabglamp.proxy.runtime import Proxy
+
+_CONTENT_RE = re.compile(rb'"content":\s*"(?!")')
+_USAGE_RE = re.compile(rb'"usage":\s*\{')
+
+
+async def stream(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Task[None]) -> int:
+    """A chat completion's events, passed on as they arrive; its usage asked for and read."""
+    payload = dict(exchange.payload)
+    asked = payload.get("stream_options") or {}
+    client_wants_usage = isinstance(asked, dict) and bool(asked.get("include_usage"))
+    payload["stream_options"] = {
+        **(asked if isinstance(asked, dict) else {}),
+        "include_usage": True,
+    }
+    request = upstream_request(proxy, exchange, json.dumps(payload).encode())
+    response = await open_upstream(proxy, exchange, request, gone)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-crabglamp-request-id", exchange.request_id.encode()),
+            ],
+        }
+    )
+    state = _StreamState()
+    held: list[bytes] = []
+
+    async def pump() -> None:
+        splitter = _SseSplitter()
+        async for piece in response.aiter_raw():
+            for event in splitter.feed(piece):
+                if event.startswith(b"data: [DONE]") or event.startswith(b"data:[DONE]"):
+                    held.append(event)
+                    continue
+                if _USAGE_RE.search(event):
+                    usage = _chunk_usage(event)
+                    if usage is not None:
+                        state.usage = usage
+                        if _no_choices(event):
+                            if client_wants_usage:
+                                held.append(event)
+                            continue
+                if _CONTENT_RE.search(event):
+                    state.content_chunks += 1
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+        rest = splitter.rest()
+        if rest.strip():
+            held.append(rest)
+
+    outcome = "ok"
+    limit = exchange.remaining(proxy.config.max_request_seconds)
+    try:
+        await race(within(pump(), limit), gone)
+    except ClientGone:
+        outcome = "client_disconnected"
+    except (httpx.TimeoutException, TimeoutError):
+        outcome = "upstream_timeout"
+    except httpx.HTTPError:
+        outcome = "upstream_error"
+    finally:
+        await response.aclose()
+    if outcome == "ok" and state.usage is not None:
+        await record_llm(proxy, exchange, state.usage[0], state.usage[1], "ok")
+    else:
+        # Cut short (or no usage reported): what was produced is billed by the provider,
+        # so it is counted from what passed through.
+        input_tokens = state.usage[0] if state.usage else math.ceil(len(exchange.body) / 4)
+        status = "ok" if outcome == "ok" else "error"
+        exchange.log["outcome"] = outcome
+        await record_llm(proxy, exchange, input_tokens, state.content_chunks, status)
+    if outcome == "client_disconnected":
+        return 499
+    if outcome != "ok":
+        message = f"The {exchange.provider} upstream broke off the stream."
+        held = [sse_error(message, outcome)]
+    await send({"type": "http.response.body", "body": b"".join(held), "more_body": False})
+    return 200
+
+
+async def speech(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Task[None]) -> int:
+    """Audio, passed on as it arrives but for its last piece, sent once the cost is recorded."""
+    request = upstream_request(proxy, exchange, exchange.body)
+    response = await open_upstream(proxy, exchange, request, gone)
+    headers = [(b"x-crabglamp-request-id", exchange.request_id.encode())]
+    content_type = response.headers.get("content-type")
+    if content_type:
+        headers.append((b"content-type", content_type.encode("latin-1")))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    last: list[bytes] = [b""]
+
+    async def pump() -> None:
+        # One piece behind: the last bytes go out only once the event is committed.
+        async for piece in response.aiter_raw():
+            if last[0]:
+                await send({"type": "http.response.body", "body": last[0], "more_body": True})
+            last[0] = piece
+
+    outcome = "ok"
+    limit = exchange.remaining(proxy.config.max_request_seconds)
+    try:
+        await race(within(pump(), limit), gone)
+    except ClientGone:
+        outcome = "client_disconnected"
+    except (httpx.HTTPError, TimeoutError):
+        outcome = "upstream_error"
+    finally:
+        await response.aclose()
+    # The provider bills speech by the characters it was given, once it has answered.
+    text = exchange.payload["input"]
+    await record_event(
+        proxy,
+        exchange,
+        VoiceRecord(
+            id=exchange.request_id,
+            ts=exchange.now,
+            account_id=exchange.key().account_id,
+            voice_model=exchange.model,
+            characters=len(text),
+            cost_micros=exchange.estimate_micros,
+            agent_id=exchange.key().agent_id,
+            key_id=exchange.key().key_id,
+            status="ok" if outcome == "ok" else "error",
+        ),
+        exchange.estimate_micros,
+    )
+    exchange.log["characters"] = len(text)
+    if outcome == "client_disconnected":
+        exchange.log["outcome"] = outcome
+        return 499
+    await send({"type": "http.response.body", "body": last[0], "more_body": False})
+    return 200
+
+
+@dataclass(slots=True)
+class _StreamState:
+    usage: tuple[int, int] | None = None
+    content_chunks: int = 0
+
+
+def _chunk_usage(event: bytes) -> tuple[int, int] | None:
+    data = _event_data(event)
+    try:
+        usage = json.loads(data).get("usage")
+        if not usage:
+            return None
+        return int(usage["prompt_tokens"]), int(usage.get("completion_tokens") or 0)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _no_choices(event: bytes) -> bool:
+    try:
+        return not json.loads(_event_data(event)).get("choices")
+    except (ValueError, AttributeError):
+        return False
+
+
+def _event_data(event: bytes) -> bytes:
+    lines = [line[5:].lstrip() for line in event.splitlines() if line.startswith(b"data:")]
+    return b"\n".join(lines)
+
+
+class _SseSplitter:
+    """Cuts a byte stream into whole server-sent events (each ending with a blank line)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data.replace(b"\r\n", b"\n")
+        events: list[bytes] = []
+        while True:
+            end = self._buffer.find(b"\n\n")
+            if end < 0:
+                return events
+            events.append(self._buffer[: end + 2])
+            self._buffer = self._buffer[end + 2 :]
+
+    def rest(self) -> bytes:
+        rest, self._buffer = self._buffer, b""
+        return rest
