@@ -75,6 +75,7 @@ from crabglamp.ingest.ingestor import (
     LlmRecord,
     Record,
     VoiceRecord,
+    catalog_cost,
 )
 from crabglamp.money import MICROS_PER_CENT, cents_to_micros
 from crabglamp.periods import Period, as_utc, parse_date, parse_month, utcnow
@@ -886,14 +887,14 @@ def _priced(
     out = []
     for line in lines:
         item = line.item
+        # Failed events stay as sent: the Ingestor records them free of charge.
         try:
-            if isinstance(item, LlmRecord) and item.cost_micros is None and item.status == "ok":
-                cost = book.llm_cost(
-                    item.provider, item.model, item.ts, item.input_tokens, item.output_tokens
-                )
-                line = BundleLine(line.number, replace(item, cost_micros=cost))
-            elif isinstance(item, VoiceRecord) and item.cost_micros is None and item.status == "ok":
-                cost = book.voice_cost(item.voice_model, item.ts, item.characters)
+            if (
+                isinstance(item, LlmRecord | VoiceRecord)
+                and item.cost_micros is None
+                and item.status == "ok"
+            ):
+                cost = catalog_cost(book, item)
                 line = BundleLine(line.number, replace(item, cost_micros=cost))
         except PriceNotFound as exc:
             problems.append(Problem(line.number, "costCents", str(exc)))

@@ -87,6 +87,17 @@ class ComputeRecord:
 Record = LlmRecord | VoiceRecord | ComputeRecord
 
 
+def catalog_cost(prices: PriceBook, record: LlmRecord | VoiceRecord) -> int:
+    """The catalog's price of a record's tokens or characters on its (UTC) day, whatever cost or
+    status it states; raises PriceNotFound. The proxy, the bundle and the Ingestor all price
+    with this, so that the same usage costs the same whichever way it arrives."""
+    if isinstance(record, LlmRecord):
+        return prices.llm_cost(
+            record.provider, record.model, record.ts, record.input_tokens, record.output_tokens
+        )
+    return prices.voice_cost(record.voice_model, record.ts, record.characters)
+
+
 @dataclass(frozen=True, slots=True)
 class RecordProblem:
     event_id: str
@@ -319,9 +330,7 @@ class Ingestor:
                     cost = 0  # a failed request is not billed
                 else:
                     try:
-                        cost = self.prices.llm_cost(
-                            r.provider, r.model, ts, r.input_tokens, r.output_tokens
-                        )
+                        cost = catalog_cost(self.prices, r)
                     except PriceNotFound as exc:
                         problems.append(RecordProblem(r.id, str(exc)))
                         continue
@@ -367,11 +376,7 @@ class Ingestor:
             cost = r.cost_micros
             if cost is None:
                 try:
-                    cost = (
-                        0
-                        if r.status != "ok"
-                        else self.prices.voice_cost(r.voice_model, ts, r.characters)
-                    )
+                    cost = 0 if r.status != "ok" else catalog_cost(self.prices, r)
                 except PriceNotFound as exc:
                     problems.append(RecordProblem(r.id, str(exc)))
                     continue

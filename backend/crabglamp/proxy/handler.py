@@ -28,7 +28,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import BaseRoute, Route
 
 from crabglamp.db import is_sqlite, read_transaction
-from crabglamp.ingest.ingestor import LlmRecord, VoiceRecord
+from crabglamp.ingest.ingestor import LlmRecord, VoiceRecord, catalog_cost
 from crabglamp.key_secrets import MalformedSecret, check_format, hash_secret
 from crabglamp.keys import find_by_secret
 from crabglamp.money import micros_to_cents
@@ -713,21 +713,18 @@ class Proxy:
             await response.aclose()
         # The provider bills speech by the characters it was given, once it has answered.
         text = exchange.payload["input"]
-        await self._record(
-            exchange,
-            VoiceRecord(
-                id=exchange.request_id,
-                ts=exchange.now,
-                account_id=self._facts(exchange).account_id,
-                voice_model=exchange.model,
-                characters=len(text),
-                cost_micros=exchange.estimate_micros,
-                agent_id=self._facts(exchange).agent_id,
-                key_id=self._facts(exchange).key_id,
-                status="ok" if outcome == "ok" else "error",
-            ),
-            exchange.estimate_micros,
+        record = VoiceRecord(
+            id=exchange.request_id,
+            ts=exchange.now,
+            account_id=self._facts(exchange).account_id,
+            voice_model=exchange.model,
+            characters=len(text),
+            agent_id=self._facts(exchange).agent_id,
+            key_id=self._facts(exchange).key_id,
+            status="ok" if outcome == "ok" else "error",
         )
+        cost = catalog_cost(self.prices, record)
+        await self._record(exchange, replace(record, cost_micros=cost), cost)
         exchange.log["characters"] = len(text)
         if outcome == "client_disconnected":
             exchange.log["outcome"] = outcome
@@ -746,26 +743,21 @@ class Proxy:
         self, exchange: Exchange, input_tokens: int, output_tokens: int, status: str
     ) -> None:
         facts = self._facts(exchange)
-        cost = self.prices.llm_cost(
-            exchange.provider, exchange.model, exchange.now, input_tokens, output_tokens
+        record = LlmRecord(
+            id=exchange.request_id,
+            ts=exchange.now,
+            key_id=facts.key_id,
+            provider=exchange.provider,
+            model=exchange.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            agent_id=facts.agent_id,
+            status=status,
         )
+        # Billed whatever the status: a stream cut short was still produced, and paid for.
+        cost = catalog_cost(self.prices, record)
         exchange.log.update(input_tokens=input_tokens, output_tokens=output_tokens)
-        await self._record(
-            exchange,
-            LlmRecord(
-                id=exchange.request_id,
-                ts=exchange.now,
-                key_id=facts.key_id,
-                provider=exchange.provider,
-                model=exchange.model,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cost_micros=cost,
-                agent_id=facts.agent_id,
-                status=status,
-            ),
-            cost,
-        )
+        await self._record(exchange, replace(record, cost_micros=cost), cost)
 
     async def _record(self, exchange: Exchange, record: LlmRecord | VoiceRecord, cost: int) -> None:
         """Commit the event and settle the reservation in one transaction; then, and only then,
