@@ -114,11 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Proxy upstream: the local fake provider at {fake}/v1", flush=True)
         return _serve(settings, args.host, args.port, args.workers)
     if args.command == "import":
-        from crabglamp.bundle.apply import import_command
+        from crabglamp.bundle.commands import import_command
 
         return asyncio.run(import_command(settings, args.file, skip_invalid=args.skip_invalid))
     if args.command == "export":
-        from crabglamp.bundle.apply import export_command
+        from crabglamp.bundle.commands import export_command
 
         return asyncio.run(export_command(settings, args.account, args.month, args.output))
     if args.command == "schema":

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.tables import table_of
@@ -192,17 +192,19 @@ async def load_price_book(conn: AsyncConnection) -> PriceBook:
     rows = (await conn.execute(select(table_of(Price)))).mappings().all()
     if not rows:
         return default_price_book()
-    return PriceBook(
-        UnitPrice(
-            provider=row["provider"],
-            model=row["model"],
-            kind=row["kind"],
-            valid_from=row["valid_from"],
-            input_micros_per_mtok=row["input_micros_per_mtok"],
-            output_micros_per_mtok=row["output_micros_per_mtok"],
-            micros_per_mchar=row["micros_per_mchar"],
-        )
-        for row in rows
+    return PriceBook(unit_price(row) for row in rows)
+
+
+def unit_price(row: RowMapping) -> UnitPrice:
+    """A row of the price table as a catalog entry; `price_rows` is the way back."""
+    return UnitPrice(
+        provider=row["provider"],
+        model=row["model"],
+        kind=row["kind"],
+        valid_from=row["valid_from"],
+        input_micros_per_mtok=row["input_micros_per_mtok"],
+        output_micros_per_mtok=row["output_micros_per_mtok"],
+        micros_per_mchar=row["micros_per_mchar"],
     )
 
 

@@ -14,15 +14,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
-from crabglamp.bundle.apply import (
+from crabglamp.bundle import (
     ImportReport,
     Problem,
-    ProgressBar,
     apply_bundle,
     dump_line,
     export_bundle,
     parse_bundle,
 )
+from crabglamp.bundle.commands import ProgressBar
 from crabglamp.db import read_transaction
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.ingest.records import LlmRecord

@@ -27,7 +27,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
-from crabglamp.bundle.apply import apply_bundle, parse_bundle
+from crabglamp.bundle import apply_bundle, parse_bundle
 from crabglamp.db import make_engine, read_transaction
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.periods import Period, parse_month

@@ -18,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from crabglamp import bundle
 from crabglamp.access import AccessDenied, Caller, administers
 from crabglamp.api.auth import AuthError, auth_error_response, error_response
 from crabglamp.api.openapi import openapi_document
 from crabglamp.api.services import services
-from crabglamp.bundle import apply as bundle
 from crabglamp.db import read_transaction
 from crabglamp.db.tables import table_of
 from crabglamp.ingest.records import ComputeRecord, LlmRecord, VoiceRecord

@@ -10,6 +10,7 @@ from typing import Any
 
 from crabglamp.ingest._owners import Owners, check_owner
 from crabglamp.ingest._validation import interval_problem, llm_problem, voice_problem
+from crabglamp.ingest.pricing import catalog_cost
 from crabglamp.ingest.records import ComputeRecord, LlmRecord, RecordProblem, VoiceRecord
 from crabglamp.periods import as_utc
 from crabglamp.prices import PriceBook, PriceNotFound
@@ -37,7 +38,7 @@ def llm_rows(
                 cost = 0  # a failed request is not billed
             else:
                 try:
-                    cost = prices.llm_cost(r.provider, r.model, ts, r.input_tokens, r.output_tokens)
+                    cost = catalog_cost(prices, r)
                 except PriceNotFound as exc:
                     problems.append(RecordProblem(r.id, str(exc)))
                     continue
@@ -80,7 +81,7 @@ def voice_rows(
         cost = r.cost_micros
         if cost is None:
             try:
-                cost = 0 if r.status != "ok" else prices.voice_cost(r.voice_model, ts, r.characters)
+                cost = 0 if r.status != "ok" else catalog_cost(prices, r)
             except PriceNotFound as exc:
                 problems.append(RecordProblem(r.id, str(exc)))
                 continue

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from crabglamp.ingest.pricing import catalog_cost
 from crabglamp.ingest.records import LlmRecord, VoiceRecord
 from crabglamp.proxy.exchange import Exchange
 from crabglamp.proxy.refusals import Refusal
@@ -21,27 +23,21 @@ async def record_llm(
     proxy: Proxy, exchange: Exchange, input_tokens: int, output_tokens: int, status: str
 ) -> None:
     facts = exchange.key()
-    cost = proxy.prices.llm_cost(
-        exchange.provider, exchange.model, exchange.now, input_tokens, output_tokens
+    record = LlmRecord(
+        id=exchange.request_id,
+        ts=exchange.now,
+        key_id=facts.key_id,
+        provider=exchange.provider,
+        model=exchange.model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        agent_id=facts.agent_id,
+        status=status,
     )
+    # Billed whatever the status: a stream cut short was still produced, and paid for.
+    cost = catalog_cost(proxy.prices, record)
     exchange.log.update(input_tokens=input_tokens, output_tokens=output_tokens)
-    await record_event(
-        proxy,
-        exchange,
-        LlmRecord(
-            id=exchange.request_id,
-            ts=exchange.now,
-            key_id=facts.key_id,
-            provider=exchange.provider,
-            model=exchange.model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_micros=cost,
-            agent_id=facts.agent_id,
-            status=status,
-        ),
-        cost,
-    )
+    await record_event(proxy, exchange, replace(record, cost_micros=cost), cost)
 
 
 async def record_event(

@@ -8,11 +8,12 @@ import asyncio
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import httpx
 
+from crabglamp.ingest.pricing import catalog_cost
 from crabglamp.ingest.records import VoiceRecord
 from crabglamp.proxy._asgi import ClientGone, Send, race, within
 from crabglamp.proxy.exchange import Exchange
@@ -134,22 +135,18 @@ async def speech(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Tas
         await response.aclose()
     # The provider bills speech by the characters it was given, once it has answered.
     text = exchange.payload["input"]
-    await record_event(
-        proxy,
-        exchange,
-        VoiceRecord(
-            id=exchange.request_id,
-            ts=exchange.now,
-            account_id=exchange.key().account_id,
-            voice_model=exchange.model,
-            characters=len(text),
-            cost_micros=exchange.estimate_micros,
-            agent_id=exchange.key().agent_id,
-            key_id=exchange.key().key_id,
-            status="ok" if outcome == "ok" else "error",
-        ),
-        exchange.estimate_micros,
+    record = VoiceRecord(
+        id=exchange.request_id,
+        ts=exchange.now,
+        account_id=exchange.key().account_id,
+        voice_model=exchange.model,
+        characters=len(text),
+        agent_id=exchange.key().agent_id,
+        key_id=exchange.key().key_id,
+        status="ok" if outcome == "ok" else "error",
     )
+    cost = catalog_cost(proxy.prices, record)
+    await record_event(proxy, exchange, replace(record, cost_micros=cost), cost)
     exchange.log["characters"] = len(text)
     if outcome == "client_disconnected":
         exchange.log["outcome"] = outcome
