@@ -22,6 +22,7 @@ from crabglamp.dev.anomaly_eval import (
     load_into,
     score,
 )
+from crabglamp.dev.demo.planted import RUNAWAY_MODEL
 from crabglamp.jobs.anomalies import (
     AnomalyKind,
     DayPart,
@@ -255,7 +256,7 @@ async def test_the_demos_planted_anomalies_appear_in_graphql(
     runaway = by_kind["RUNAWAY_DAY"]
     assert runaway["date"] == "2026-03-14"
     assert runaway["agentId"] == str(planted["runaway_agent_id"])
-    assert demo.RUNAWAY_MODEL in runaway["suggestedAction"]
+    assert RUNAWAY_MODEL in runaway["suggestedAction"]
     assert "requests" in runaway["suggestedAction"]
     for anomaly in acme + globex:
         assert anomaly["severity"] >= 1.0 and math.isfinite(anomaly["severity"])
