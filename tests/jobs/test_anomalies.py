@@ -13,15 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api_support import bearer, graphql, serve, settings_for
 from crabglamp.db import read_transaction
 from crabglamp.dev import demo
-from crabglamp.dev.anomaly_eval import (
-    ACCOUNT_ID,
-    DEFAULT_COUNTS,
-    MONTH,
-    evaluate,
-    generate,
-    load_into,
-    score,
-)
+from crabglamp.dev.anomaly_eval.database import load_into
+from crabglamp.dev.anomaly_eval.labels import ACCOUNT_ID, MONTH
+from crabglamp.dev.anomaly_eval.scenarios import DEFAULT_COUNTS, generate
+from crabglamp.dev.anomaly_eval.scoring import evaluate, score
 from crabglamp.dev.demo.planted import RUNAWAY_MODEL
 from crabglamp.jobs.anomalies import (
     AnomalyKind,
