@@ -60,7 +60,7 @@ from crabglamp.api.graphql.schema import build_schema
 from crabglamp.api.rest import usage_json
 from crabglamp.app import create_app
 from crabglamp.db import read_transaction
-from crabglamp.dev.devtokens import sign_session_token
+from crabglamp.dev.devtokens.signing import sign_session_token
 from crabglamp.periods import utcnow
 from crabglamp.settings import Settings
 from crabglamp.usage.query import UsageQuery

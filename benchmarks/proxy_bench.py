@@ -261,7 +261,7 @@ async def _throughput(port: int, request: bytes, connections: int, seconds: floa
 async def _freshness(
     app_port: int, secret: str, account_id: uuid.UUID, key_id: uuid.UUID, samples: int
 ) -> list[float]:
-    from crabglamp.dev.devtokens import mint_dev_token
+    from crabglamp.dev.devtokens.signing import mint_dev_token
 
     host = f"127.0.0.1:{app_port}"
     session = mint_dev_token(OWNER)

@@ -29,7 +29,7 @@ from clocks import earlier_this_month
 from crabglamp.app import create_app
 from crabglamp.db import make_engine, write_transaction
 from crabglamp.db.tables import table_of
-from crabglamp.dev.devtokens import sign_session_token
+from crabglamp.dev.devtokens.signing import sign_session_token
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.ingest.records import ComputeRecord, LlmRecord, Record, VoiceRecord
 from crabglamp.migrate import upgrade

@@ -53,14 +53,14 @@ async def readyz(request: Request) -> JSONResponse:
 
 def _dev_routes() -> list[BaseRoute]:
     # The one place product code reaches into dev/ (ARCHITECTURE.md): lazily, never in production.
-    from crabglamp.dev.devtokens import dev_routes
+    from crabglamp.dev.devtokens.routes import dev_routes
 
     return dev_routes()
 
 
 def _dev_auth(settings: Settings) -> Settings:
     """Outside production and without CLERK_JWT_KEY, verify the local dev key's tokens."""
-    from crabglamp.dev.devtokens import dev_settings
+    from crabglamp.dev.devtokens.signing import dev_settings
 
     return dev_settings(settings)
 

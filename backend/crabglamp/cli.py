@@ -22,6 +22,10 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The development subcommands (demo, fake-upstream, token) live in dev/: the one import of
+    # them, inside this function (ARCHITECTURE.md rule 4). They keep their place in the help.
+    from crabglamp.dev import commands as dev_commands
+
     parser = argparse.ArgumentParser(prog="crabglamp", description="CrabGlamp Usage")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -30,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _serve_args(serve)
 
-    demo = sub.add_parser("demo", help="seed demo data into the database, then serve it")
-    _serve_args(demo)
-    demo.add_argument("--no-serve", action="store_true", help="seed only")
-    demo.add_argument("--seed", type=int, default=7, help="random seed of the demo data")
-    demo.add_argument(
-        "--scale", type=float, default=1.0, help="background traffic volume (1 = ~300k events)"
-    )
+    dev_commands.add_demo(sub, _serve_args, _migrate, _serve)
 
     sub.add_parser("migrate", help="upgrade the database to the newest schema")
 
@@ -64,54 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--cap", metavar="CENTS", help="monthly spend cap in cents (none: uncapped)"
     )
 
-    fake = sub.add_parser(
-        "fake-upstream",
-        help="serve a LOCAL FAKE OpenAI-compatible provider (a stand-in for tests and the demo)",
-    )
-    fake.add_argument("--host", default="127.0.0.1")
-    fake.add_argument("--port", type=int, default=9100)
-    fake.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
-    fake.add_argument("--output-tokens", type=int, default=16, help="answer length by default")
-
-    tok = sub.add_parser("token", help="print a development session token (never in production)")
-    tok.add_argument("--user", required=True, help="user id, the token's sub (e.g. user_demo_bob)")
-    tok.add_argument("--org", help="organisation id, the token's o.id (e.g. org_demo_acme)")
-    tok.add_argument("--role", choices=["admin", "member"], help="role in --org (default member)")
-    tok.add_argument("--admin", action="store_true", help="platform admin (metadata.role=admin)")
-    tok.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
-    tok.add_argument("--azp", help="authorized party (default http://127.0.0.1:8000)")
+    dev_commands.add_fake_upstream(sub)
+    dev_commands.add_token(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        # A development subcommand: its parser named the function that runs it.
+        return int(handler(settings, args))
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
         print(f"database at head: {settings.database_url}")
         return 0
     if args.command == "serve":
         asyncio.run(_migrate(settings))
-        return _serve(settings, args.host, args.port, args.workers)
-    if args.command == "demo":
-        from crabglamp.dev.demo import DemoError, seed_demo
-
-        asyncio.run(_migrate(settings))
-        try:
-            asyncio.run(seed_demo(settings, seed=args.seed, scale=args.scale))
-        except DemoError as exc:
-            print(f"crabglamp demo: {exc}", file=sys.stderr)
-            return 2
-        if args.no_serve:
-            return 0
-        if not settings.upstream_config:
-            from crabglamp.dev.fake_upstream import start_in_thread, upstream_environment
-
-            # The demo's proxy forwards to the local fake provider: nothing leaves the machine.
-            fake = start_in_thread()
-            for name, value in upstream_environment(fake).items():
-                os.environ.setdefault(name, value)
-            print(f"Proxy upstream: the local fake provider at {fake}/v1", flush=True)
         return _serve(settings, args.host, args.port, args.workers)
     if args.command == "import":
         from crabglamp.bundle.commands import import_command
@@ -141,14 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stderr,
             )
         )
-    if args.command == "fake-upstream":
-        from crabglamp.dev.fake_upstream import serve
-
-        return serve(args.host, args.port, args.latency_ms, args.output_tokens)
-    if args.command == "token":
-        from crabglamp.dev.devtokens import token_command
-
-        return token_command(settings, args)
     raise AssertionError(args.command)
 
 
@@ -166,7 +126,7 @@ async def _migrate(settings: Settings) -> None:
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
-    from crabglamp.dev.devtokens import DEV_ORIGINS_ENV, serve_origins
+    from crabglamp.dev.devtokens.signing import DEV_ORIGINS_ENV, serve_origins
 
     # Development tokens name their origin (azp): let the workers accept the one they serve.
     os.environ.setdefault(DEV_ORIGINS_ENV, ",".join(serve_origins(host, port)))

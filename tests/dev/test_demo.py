@@ -17,6 +17,11 @@ from clocks import FIXED_CLOCKS
 from crabglamp.db import make_engine, read_transaction
 from crabglamp.db.tables import table_of
 from crabglamp.dev import demo
+from crabglamp.dev.demo.caps import cap_for
+from crabglamp.dev.demo.generator import Generator
+from crabglamp.dev.demo.planted import RUNAWAY_MODEL, SPIKE_MODEL
+from crabglamp.dev.demo.specs import KEY_BY_NAME, KEYS
+from crabglamp.dev.demo.window import Window
 from crabglamp.jobs.anomalies.anomaly import AnomalyKind
 from crabglamp.jobs.anomalies.period import anomalies_in_period
 from crabglamp.models import (
@@ -207,7 +212,7 @@ async def test_events_cover_both_months_with_a_weekly_rhythm_and_none_in_the_fut
             assert as_utc(latest) > MID - timedelta(minutes=30)
 
     # Weekdays are busier than weekends, office hours than nights (Acme's code review, US East).
-    code_review = demo._KEY["code-review"].id
+    code_review = KEY_BY_NAME["code-review"].id
     reviews = await _usage(db_url, previous, MID, code_review)
     weekdays = [d.total_micros for d in reviews.llm.daily if d.date.weekday() < 5]
     weekends = [d.total_micros for d in reviews.llm.daily if d.date.weekday() >= 5]
@@ -275,7 +280,7 @@ async def test_the_three_anomalies_are_planted_and_visible_in_usage(
     assert 0 < baseline < 100 * 1_000_000  # under a dollar a day
     assert max(days[-2:]) > 20 * baseline
     assert sum(days[-2:]) > 50 * baseline
-    assert {m.model for d in spike.llm.daily[-2:] for m in d.models} >= {demo.SPIKE_MODEL}
+    assert {m.model for d in spike.llm.daily[-2:] for m in d.models} >= {SPIKE_MODEL}
 
     # CAP_TRAJECTORY: month to date is 80-100% of the cap (the card's warning colours start at
     # 75%), and the run rate passes it.
@@ -297,7 +302,7 @@ async def test_the_three_anomalies_are_planted_and_visible_in_usage(
     by_day = {d.date: d for d in runaway.llm.daily}
     huge = by_day[runaway_day]
     assert huge.total_micros > 0.9 * runaway.llm.total_micros
-    assert [m.model for m in huge.models] == [demo.RUNAWAY_MODEL]
+    assert [m.model for m in huge.models] == [RUNAWAY_MODEL]
     assert huge.request_count >= 3000
     elapsed_days = [d for d in runaway.llm.daily if d.date <= today]
     assert sum(1 for d in elapsed_days if d.total_micros == 0) >= 0.6 * len(elapsed_days)
@@ -382,7 +387,7 @@ async def test_a_database_seeded_with_another_seed_is_refused(db_url: str) -> No
 
 def test_generation_is_a_pure_function_of_seed_and_slot() -> None:
     def records(seed: int) -> list[object]:
-        window = demo._Window(
+        window = Window(
             prefix=f"demo{seed}",
             scale=1.0,
             start=date(2026, 2, 1),
@@ -390,9 +395,9 @@ def test_generation_is_a_pure_function_of_seed_and_slot() -> None:
             spike_start=MID - timedelta(hours=6),
             runaway_day=date(2026, 3, 14),
         )
-        generator = demo._Generator(window, default_price_book())
+        generator = Generator(window, default_price_book())
         out: list[object] = []
-        for spec in demo.KEYS[:5]:
+        for spec in KEYS[:5]:
             out += generator.llm_day(spec, date(2026, 3, 10))
         out += generator.compute()
         return out
@@ -405,12 +410,12 @@ def test_the_cap_of_the_planted_key_tells_its_story_at_any_moment_of_a_month() -
     spent = 123_456_789
     moment = datetime(2026, 2, 1, 0, 30, tzinfo=UTC)
     while moment < datetime(2026, 3, 1, tzinfo=UTC):
-        cap = demo._cap_for(spent, moment)
+        cap = cap_for(spent, moment)
         assert 0.8 * cap <= spent <= cap, moment
         assert spent / _elapsed(moment) > cap, moment
         moment += timedelta(hours=5, minutes=17)
     last_minute = datetime(2026, 2, 28, 23, 59, tzinfo=UTC)
-    assert spent / _elapsed(last_minute) > demo._cap_for(spent, last_minute)
+    assert spent / _elapsed(last_minute) > cap_for(spent, last_minute)
 
 
 @pytest.mark.slow

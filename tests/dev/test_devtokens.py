@@ -22,14 +22,14 @@ from crabglamp.access import Caller
 from crabglamp.api.auth import Authenticator, AuthError
 from crabglamp.app import create_app
 from crabglamp.cli import main
-from crabglamp.dev import devtokens
-from crabglamp.dev.devtokens import (
+from crabglamp.dev.devtokens import signing
+from crabglamp.dev.devtokens.routes import dev_routes
+from crabglamp.dev.devtokens.signing import (
     DEV_AUTHORIZED_PARTIES,
     DEV_ISSUER,
     DEV_ORIGINS_ENV,
     DevTokensRefused,
     dev_key_path,
-    dev_routes,
     dev_settings,
     mint_dev_token,
 )
@@ -95,7 +95,7 @@ def test_key_file_is_private_created_once_and_ignored_by_git(workdir: Path) -> N
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert (workdir / ".crabglamp" / ".gitignore").read_text().splitlines()[-1] == "*"
     content = path.read_bytes()
-    devtokens._keys.clear()  # as a second process would: read the file again
+    signing._keys.clear()  # as a second process would: read the file again
     second = mint_dev_token("user_demo_bob", settings=DEV)
     assert path.read_bytes() == content
     assert dev_authenticator().verify(first) == dev_authenticator().verify(second)
@@ -104,7 +104,7 @@ def test_key_file_is_private_created_once_and_ignored_by_git(workdir: Path) -> N
 def test_dev_token_is_refused_once_the_key_changes(workdir: Path) -> None:
     token = mint_dev_token("user_demo_bob", settings=DEV)
     (workdir / ".crabglamp" / "dev-jwt-key.pem").unlink()
-    devtokens._keys.clear()
+    signing._keys.clear()
     with pytest.raises(AuthError) as caught:
         dev_authenticator().verify(token)
     assert caught.value.code == "invalid_signature"
@@ -118,14 +118,14 @@ def test_dev_token_for_an_unknown_origin_is_refused() -> None:
 
 
 def test_origin_the_server_was_started_on_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(DEV_ORIGINS_ENV, ",".join(devtokens.serve_origins("0.0.0.0", 9123)))
+    monkeypatch.setenv(DEV_ORIGINS_ENV, ",".join(signing.serve_origins("0.0.0.0", 9123)))
     token = mint_dev_token("user_demo_bob", settings=DEV, azp="http://localhost:9123")
     assert dev_authenticator().verify(token).user_id == "user_demo_bob"
 
 
 def test_expired_dev_token_is_refused() -> None:
-    key = devtokens.load_dev_key(DEV)
-    token = devtokens.sign_session_token(
+    key = signing.load_dev_key(DEV)
+    token = signing.sign_session_token(
         key,
         issuer=DEV_ISSUER,
         azp=DEV_AUTHORIZED_PARTIES[0],
@@ -142,7 +142,7 @@ def test_production_refuses_dev_tokens_and_never_creates_a_key(workdir: Path) ->
     with pytest.raises(DevTokensRefused, match="production"):
         mint_dev_token("user_demo_bob", settings=PRODUCTION)
     with pytest.raises(DevTokensRefused):
-        devtokens.load_dev_key(PRODUCTION)
+        signing.load_dev_key(PRODUCTION)
     assert dev_settings(PRODUCTION) is PRODUCTION
     assert not (workdir / ".crabglamp").exists()
 

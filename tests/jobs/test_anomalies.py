@@ -13,15 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api_support import bearer, graphql, serve, settings_for
 from crabglamp.db import read_transaction
 from crabglamp.dev import demo
-from crabglamp.dev.anomaly_eval import (
-    ACCOUNT_ID,
-    DEFAULT_COUNTS,
-    MONTH,
-    evaluate,
-    generate,
-    load_into,
-    score,
-)
+from crabglamp.dev.anomaly_eval.database import load_into
+from crabglamp.dev.anomaly_eval.labels import ACCOUNT_ID, MONTH
+from crabglamp.dev.anomaly_eval.scenarios import DEFAULT_COUNTS, generate
+from crabglamp.dev.anomaly_eval.scoring import evaluate, score
+from crabglamp.dev.demo.planted import RUNAWAY_MODEL
 from crabglamp.jobs.anomalies.activity import DayPart, KeyActivity
 from crabglamp.jobs.anomalies.anomaly import AnomalyKind
 from crabglamp.jobs.anomalies.detectors import detect_key
@@ -251,7 +247,7 @@ async def test_the_demos_planted_anomalies_appear_in_graphql(
     runaway = by_kind["RUNAWAY_DAY"]
     assert runaway["date"] == "2026-03-14"
     assert runaway["agentId"] == str(planted["runaway_agent_id"])
-    assert demo.RUNAWAY_MODEL in runaway["suggestedAction"]
+    assert RUNAWAY_MODEL in runaway["suggestedAction"]
     assert "requests" in runaway["suggestedAction"]
     for anomaly in acme + globex:
         assert anomaly["severity"] >= 1.0 and math.isfinite(anomaly["severity"])
