@@ -62,7 +62,7 @@ lint:
 typecheck:
     mypy
 
-# benchmarks of DESIGN section 5; figures go to BENCHMARKS.md (EVENTS=10000000 for the full run)
+# benchmarks of CONTRACTS.md §7.1; figures go to BENCHMARKS.md (EVENTS=10000000 for the full run)
 bench *ARGS:
     python -m benchmarks.run {{ARGS}}
 

@@ -117,7 +117,7 @@ _COMPUTE_AGENT = "agentId agentName runningCents pausedCents runningHours paused
 _PLAIN_VM = "plainVmId plainVmName costCents hours"
 _LLM_MODEL = "model provider totalCents requestCount inputTokens outputTokens"
 _VOICE_MODEL = "voiceModel totalCents characters"
-# Every field of GET /api/usage (DESIGN 4.1): both APIs carry the very same numbers and bytes.
+# Every field of GET /api/usage (CONTRACTS.md §2.2): both APIs carry the very same numbers and bytes.
 REST_FIELDS_DOCUMENT: Final = f"""
 query P1AccountMonthEveryField($filter: UsageFilter!) {{
   usage(filter: $filter) {{

@@ -3,7 +3,7 @@
     just bench-dashboard                 # SQLite, 10 cold and 10 warm loads
     just bench-dashboard --runs 20 --requests-per-day 400
 
-A bundle (DESIGN 4.3) of one account with 20 virtual keys over four providers, their agents,
+A bundle (CONTRACTS.md §4) of one account with 20 virtual keys over four providers, their agents,
 plain VMs, voice and a whole previous UTC month of LLM requests is imported with
 `crabglamp import`; a server (`uvicorn crabglamp.server:app`) serves it, and Debian's Chromium
 opens `/dashboard/usage?range=last-month`:

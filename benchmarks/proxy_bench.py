@@ -1,4 +1,4 @@
-"""P4 and P5 (DESIGN 5): what the metering proxy adds to a request, and how soon it is in usage.
+"""P4 and P5 (CONTRACTS.md §7.1): what the metering proxy adds to a request, and how soon it is in usage.
 
     python -m benchmarks.proxy_bench                         # both engines, 1 and 2 workers
     python -m benchmarks.proxy_bench --engines sqlite --workers 1,2,4 --seconds 10

@@ -20,7 +20,7 @@ from benchmarks.dataset import Dataset
 
 @dataclass(slots=True)
 class Result:
-    """One measured figure, with its DESIGN section 5 target when it has one."""
+    """One measured figure, with its CONTRACTS.md §7.1 target when it has one."""
 
     target_id: str  # "P1", "P2", ... or "-" for a figure without a target
     what: str

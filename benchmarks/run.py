@@ -1,4 +1,4 @@
-"""`just bench`: the benchmarks of DESIGN section 5 on SQLite and PostgreSQL.
+"""`just bench`: the benchmarks of CONTRACTS.md §7.1 on SQLite and PostgreSQL.
 
     just bench                          # 10M LLM events (generated once, then cached), both engines
     just bench --events 200000          # a quick run on a small dataset

@@ -1,4 +1,4 @@
-"""Who may read or administer which account (DESIGN 4.5). Core: no web framework here.
+"""Who may read or administer which account (CONTRACTS.md §6). Core: no web framework here.
 
 A caller is what a verified session token says; the rules below are the only place that turns it
 into accounts. Platform admins are recognised by a signed claim only, never by a parameter.

@@ -1,4 +1,4 @@
-"""A compute interval's cost, split at UTC day boundaries (DESIGN 2, Time).
+"""A compute interval's cost, split at UTC day boundaries (CONTRACTS.md §1.2).
 
 Ingest writes these pieces into the daily rollups and the usage service accrues an open
 interval with them, so both live below both.

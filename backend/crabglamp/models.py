@@ -1,4 +1,4 @@
-"""Tables of CrabGlamp Usage (DESIGN section 3). Money is integer micro-cents throughout."""
+"""Tables of CrabGlamp Usage (CONTRACTS.md §8). Money is integer micro-cents throughout."""
 
 from __future__ import annotations
 

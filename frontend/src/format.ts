@@ -1,4 +1,4 @@
-// Money arrives as continuous cents (floats with micro-cent precision, DESIGN 2). Sums are done
+// Money arrives as continuous cents (floats with micro-cent precision, CONTRACTS.md §1.1). Sums are done
 // in integer micro-cents so that adding many small floats never drifts from the API's totals.
 
 export const MICROS_PER_CENT = 1_000_000;
@@ -69,7 +69,7 @@ export function percent(n: number): string {
   return `${oneDecimal.format(n)}%`;
 }
 
-// Dates are UTC calendar days (DESIGN 2), written YYYY-MM-DD by the API.
+// Dates are UTC calendar days (CONTRACTS.md §1.2), written YYYY-MM-DD by the API.
 
 const monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const longMonths = [

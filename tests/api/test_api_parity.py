@@ -36,7 +36,7 @@ from crabglamp.periods import Period, current_month, parse_month
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.service import usage
 
-# Exactly the fields of DESIGN 4.1, so the GraphQL answer must equal the REST body.
+# Exactly the fields of CONTRACTS.md §2.2, so the GraphQL answer must equal the REST body.
 USAGE_DOCUMENT = """
 query Usage($filter: UsageFilter) {
   usage(filter: $filter) {

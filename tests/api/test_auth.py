@@ -1,4 +1,4 @@
-"""Clerk session token verification (DESIGN 4.5, issue 3's token matrix), each refusal on its own."""
+"""Clerk session token verification (CONTRACTS.md §6.1; the refusals of §7.3), each refusal on its own."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Schemathesis against the app in-process (DESIGN 6): GraphQL and the REST OpenAPI document.
+"""Schemathesis against the app in-process (CONTRACTS.md §7.2): GraphQL and the REST OpenAPI document.
 
 Authenticated as a real caller over a seeded database, every generated request (valid and, for
 REST, deliberately invalid) must get an answer that is not a server error.

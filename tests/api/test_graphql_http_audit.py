@@ -1,5 +1,5 @@
 """The GraphQL-over-HTTP audit suite (npm `graphql-http`) against a live server: no failure and
-no warning (DESIGN 6)."""
+no warning (CONTRACTS.md §7.2)."""
 
 from __future__ import annotations
 

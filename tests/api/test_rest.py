@@ -1,4 +1,4 @@
-"""GET /api/usage (DESIGN 4.1), POST /api/events, GET /api/openapi.json, /readyz."""
+"""GET /api/usage (CONTRACTS.md §2.2), POST /api/events, GET /api/openapi.json, /readyz."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ async def _usage(client: httpx.AsyncClient, caller: dict[str, Any], **params: st
     return response.json()
 
 
-# The shape of DESIGN 4.1
+# The shape of CONTRACTS.md §2.2
 
 SHAPE = {
     "compute": {

@@ -1,4 +1,4 @@
-"""Development tokens: signed by a local key, verified by the same path as Clerk's (DESIGN 4.5)."""
+"""Development tokens: signed by a local key, verified by the same path as Clerk's (CONTRACTS.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`kill -9` under load loses no acknowledged request (DESIGN 2, freshness; DESIGN 6), and the
+"""`kill -9` under load loses no acknowledged request (CONTRACTS.md §1.5 and §7.2), and the
 rollups still equal the sum of the events. Both engines."""
 
 from __future__ import annotations

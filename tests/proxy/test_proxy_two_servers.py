@@ -1,4 +1,4 @@
-"""The cap under concurrency (DESIGN 6): 200 concurrent requests, each reserving $0.10 and
+"""The cap under concurrency (CONTRACTS.md §7.2): 200 concurrent requests, each reserving $0.10 and
 costing $0 to $0.10, against a key capped at $1.00, sent to two server processes that share the
 database — on SQLite and PostgreSQL. Spend never passes the cap, and neither does spend plus
 what is reserved, sampled all along. Their logs are JSON lines without a secret."""

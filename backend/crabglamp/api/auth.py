@@ -1,4 +1,4 @@
-"""Who is calling: Clerk session tokens (v2) verified networklessly (DESIGN 4.5).
+"""Who is calling: Clerk session tokens (v2) verified networklessly (CONTRACTS.md §6).
 
 Clerk's own SDK (`clerk-backend-api`) checks the RS256 signature against `CLERK_JWT_KEY`, the
 expiry, not-before and the authorized party. It checks neither the issuer nor the session status,

@@ -289,7 +289,7 @@ _DOCUMENT: Final[dict[str, Any]] = {
             "post": {
                 "operationId": "postEvents",
                 "summary": "Record a usage bundle (JSON Lines)",
-                "description": "The lines of DESIGN 4.3, for accounts the caller administers. "
+                "description": "The lines of the usage bundle, for accounts the caller administers. "
                 "Validated whole first: one bad line and nothing is written. Idempotent: an "
                 "event id already stored is counted as a duplicate.",
                 "requestBody": {

@@ -1,4 +1,4 @@
-"""The REST API: GET /api/usage (DESIGN 4.1), POST /api/events (4.3), GET /api/openapi.json.
+"""The REST API: GET /api/usage (CONTRACTS.md §2.2), POST /api/events (§2.3), GET /api/openapi.json.
 
 Every error is `{"error": {"code", "message"}}`: 400 names the malformed parameter, 401 is
 unauthenticated, 403 not allowed. The numbers come from the usage service, through the same
@@ -130,7 +130,7 @@ class UsageResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-# The JSON of DESIGN 4.1: money as continuous cents, durations in hours
+# The JSON of CONTRACTS.md §2.2: money as continuous cents, durations in hours
 
 
 def _cents(micros: int) -> float:

@@ -1,4 +1,4 @@
-"""The usage bundle of DESIGN 4.3: JSON Lines in (`crabglamp import`, `POST /api/events`) and out
+"""The usage bundle of CONTRACTS.md §4: JSON Lines in (`crabglamp import`, `POST /api/events`) and out
 (`crabglamp export`). `lines.py` describes the format.
 
 The API, shared by the CLI (`commands.py`) and the REST endpoint, is re-exported here as the

@@ -3,7 +3,6 @@ ONE transaction, so that a bundle is written whole or not at all (unless `skip_i
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -18,7 +17,7 @@ from crabglamp.bundle.lines import BundleLine, Entity, ParsedBundle, Problem, en
 from crabglamp.bundle.report import ImportReport
 from crabglamp.db import write_transaction
 from crabglamp.db.chunks import chunks
-from crabglamp.db.retry import retryable
+from crabglamp.db.retry import retryable, with_retries
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.ingest.pricing import catalog_cost
 from crabglamp.ingest.records import ComputeRecord, IngestError, LlmRecord, Record, VoiceRecord
@@ -44,16 +43,12 @@ async def apply_bundle(
 
     `progress(done, total)` hears of events written so far.
     """
-    for attempt in range(_RETRIES):
-        try:
-            return await _apply_once(
-                engine, ingestor, parsed, skip_invalid, allowed_account_ids, progress
-            )
-        except DBAPIError as exc:
-            if attempt == _RETRIES - 1 or not _transient(exc):
-                raise
-            await asyncio.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
+    return await with_retries(
+        lambda: _apply_once(engine, ingestor, parsed, skip_invalid, allowed_account_ids, progress),
+        attempts=_RETRIES,
+        backoff=0.05,
+        retry_if=_transient,
+    )
 
 
 async def _apply_once(

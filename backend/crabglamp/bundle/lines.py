@@ -1,7 +1,7 @@
 """What a bundle holds: its lines as typed entries and event records, and why a line is refused.
 
 One JSON object per line, of type `account`, `member`, `agent`, `plainVm`, `key`, `llm`, `voice`
-or `compute` exactly as DESIGN 4.3 names their fields, and these extensions:
+or `compute` exactly as CONTRACTS.md §4 names their fields, and these extensions:
 
 - `{"type":"price","provider","model","kind":"llm"|"embedding"|"voice","validFrom":"YYYY-MM-DD",
   "inputCentsPerMTok","outputCentsPerMTok","centsPerMChar"}` adds a catalog row, which prices

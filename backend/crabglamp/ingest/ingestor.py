@@ -6,15 +6,13 @@ checked, priced rows), `_duplicates` (idempotency) and `_rollups` (the sums usag
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import write_transaction
 from crabglamp.db.bulk import insert_rows
-from crabglamp.db.retry import retryable
+from crabglamp.db.retry import with_retries
 from crabglamp.db.tables import table_of
 from crabglamp.ingest._duplicates import (
     by_id,
@@ -38,8 +36,6 @@ from crabglamp.ingest.records import (
 from crabglamp.models import ComputeInterval, LlmEvent, VoiceEvent
 from crabglamp.prices import PriceBook, default_price_book
 
-_RETRIES = 8
-
 
 class Ingestor:
     """Records batches of events. Safe to share between tasks.
@@ -58,15 +54,12 @@ class Ingestor:
 
     async def record(self, records: Sequence[Record]) -> IngestResult:
         """Record in a transaction of its own, retrying when a concurrent writer raced us."""
-        for attempt in range(_RETRIES):
-            try:
-                async with write_transaction(self.engine) as conn:
-                    return await self.record_in(conn, records)
-            except DBAPIError as exc:
-                if attempt == _RETRIES - 1 or not retryable(exc):
-                    raise
-                await asyncio.sleep(0.005 * (attempt + 1))
-        raise AssertionError("unreachable")
+
+        async def once() -> IngestResult:
+            async with write_transaction(self.engine) as conn:
+                return await self.record_in(conn, records)
+
+        return await with_retries(once)
 
     async def record_in(self, conn: AsyncConnection, records: Sequence[Record]) -> IngestResult:
         """Record within the caller's transaction; raises IngestError before writing anything."""

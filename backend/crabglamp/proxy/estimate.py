@@ -1,4 +1,4 @@
-"""Estimates: the most a request can cost, which its reservation holds (DESIGN 2, spend caps).
+"""Estimates: the most a request can cost, which its reservation holds (CONTRACTS.md §1.4).
 
 The request's body is checked here too, as far as its price depends on it.
 """
@@ -32,7 +32,7 @@ def images_in(message: Any) -> int:
 
 
 def estimate(exchange: Exchange, prices: PriceBook, default_max_output_tokens: int) -> int:
-    """The most this request can cost (DESIGN 2, spend caps)."""
+    """The most this request can cost (CONTRACTS.md §1.4)."""
     payload, now = exchange.payload, exchange.now
     try:
         if exchange.route == "speech":

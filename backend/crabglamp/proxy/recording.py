@@ -19,11 +19,12 @@ if TYPE_CHECKING:
     from crabglamp.proxy.runtime import Proxy
 
 
-async def record_llm(
-    proxy: Proxy, exchange: Exchange, input_tokens: int, output_tokens: int, status: str
-) -> None:
+def llm_record(
+    exchange: Exchange, input_tokens: int, output_tokens: int, status: str, cost: int | None = None
+) -> LlmRecord:
+    """The event of an exchange on the LLM routes (chat completions, embeddings)."""
     facts = exchange.key()
-    record = LlmRecord(
+    return LlmRecord(
         id=exchange.request_id,
         ts=exchange.now,
         key_id=facts.key_id,
@@ -31,9 +32,34 @@ async def record_llm(
         model=exchange.model,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        cost_micros=cost,
         agent_id=facts.agent_id,
         status=status,
     )
+
+
+def voice_record(
+    exchange: Exchange, characters: int, status: str, cost: int | None = None
+) -> VoiceRecord:
+    """The event of an exchange on the speech route."""
+    facts = exchange.key()
+    return VoiceRecord(
+        id=exchange.request_id,
+        ts=exchange.now,
+        account_id=facts.account_id,
+        voice_model=exchange.model,
+        characters=characters,
+        cost_micros=cost,
+        agent_id=facts.agent_id,
+        key_id=facts.key_id,
+        status=status,
+    )
+
+
+async def record_llm(
+    proxy: Proxy, exchange: Exchange, input_tokens: int, output_tokens: int, status: str
+) -> None:
+    record = llm_record(exchange, input_tokens, output_tokens, status)
     # Billed whatever the status: a stream cut short was still produced, and paid for.
     cost = catalog_cost(proxy.prices, record)
     exchange.log.update(input_tokens=input_tokens, output_tokens=output_tokens)
@@ -72,33 +98,11 @@ async def record_event(
 async def record_failure(proxy: Proxy, exchange: Exchange, outcome: str) -> None:
     """An upstream failure costs nothing: recorded as a failed request, reservation freed."""
     exchange.log["outcome"] = outcome
-    facts = exchange.key()
     record: LlmRecord | VoiceRecord
     if exchange.route == "speech":
-        record = VoiceRecord(
-            id=exchange.request_id,
-            ts=exchange.now,
-            account_id=facts.account_id,
-            voice_model=exchange.model,
-            characters=0,
-            cost_micros=0,
-            agent_id=facts.agent_id,
-            key_id=facts.key_id,
-            status="error",
-        )
+        record = voice_record(exchange, 0, "error", cost=0)
     else:
-        record = LlmRecord(
-            id=exchange.request_id,
-            ts=exchange.now,
-            key_id=facts.key_id,
-            provider=exchange.provider,
-            model=exchange.model,
-            input_tokens=0,
-            output_tokens=0,
-            cost_micros=0,
-            agent_id=facts.agent_id,
-            status="error",
-        )
+        record = llm_record(exchange, 0, 0, "error", cost=0)
     proxy.metrics.inc("crabglamp_proxy_reservations_released_total", (outcome,))
     with contextlib.suppress(Refusal):
         await record_event(proxy, exchange, record, 0)

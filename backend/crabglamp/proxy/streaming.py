@@ -8,17 +8,17 @@ import asyncio
 import json
 import math
 import re
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from crabglamp.ingest.pricing import catalog_cost
-from crabglamp.ingest.records import VoiceRecord
 from crabglamp.proxy._asgi import ClientGone, Send, race, within
 from crabglamp.proxy.exchange import Exchange
 from crabglamp.proxy.forward import open_upstream, upstream_request
-from crabglamp.proxy.recording import record_event, record_llm
+from crabglamp.proxy.recording import record_event, record_llm, voice_record
 from crabglamp.proxy.refusals import sse_error
 
 if TYPE_CHECKING:
@@ -26,6 +26,30 @@ if TYPE_CHECKING:
 
 _CONTENT_RE = re.compile(rb'"content":\s*"(?!")')
 _USAGE_RE = re.compile(rb'"usage":\s*\{')
+
+
+async def until_done(
+    proxy: Proxy,
+    exchange: Exchange,
+    pump: Callable[[], Coroutine[Any, Any, None]],
+    gone: asyncio.Task[None],
+    response: httpx.Response,
+    *,
+    timeout_outcome: str = "upstream_timeout",
+) -> str:
+    """Pass the upstream's answer on (`pump`) within the request's time left, racing the client's
+    departure; then close the upstream response. The outcome, for the log and the record."""
+    try:
+        await race(within(pump(), exchange.remaining(proxy.config.max_request_seconds)), gone)
+    except ClientGone:
+        return "client_disconnected"
+    except (httpx.TimeoutException, TimeoutError):
+        return timeout_outcome
+    except httpx.HTTPError:
+        return "upstream_error"
+    finally:
+        await response.aclose()
+    return "ok"
 
 
 async def stream(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Task[None]) -> int:
@@ -75,18 +99,7 @@ async def stream(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Tas
         if rest.strip():
             held.append(rest)
 
-    outcome = "ok"
-    limit = exchange.remaining(proxy.config.max_request_seconds)
-    try:
-        await race(within(pump(), limit), gone)
-    except ClientGone:
-        outcome = "client_disconnected"
-    except (httpx.TimeoutException, TimeoutError):
-        outcome = "upstream_timeout"
-    except httpx.HTTPError:
-        outcome = "upstream_error"
-    finally:
-        await response.aclose()
+    outcome = await until_done(proxy, exchange, pump, gone, response)
     if outcome == "ok" and state.usage is not None:
         await record_llm(proxy, exchange, state.usage[0], state.usage[1], "ok")
     else:
@@ -123,28 +136,13 @@ async def speech(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Tas
                 await send({"type": "http.response.body", "body": last[0], "more_body": True})
             last[0] = piece
 
-    outcome = "ok"
-    limit = exchange.remaining(proxy.config.max_request_seconds)
-    try:
-        await race(within(pump(), limit), gone)
-    except ClientGone:
-        outcome = "client_disconnected"
-    except (httpx.HTTPError, TimeoutError):
-        outcome = "upstream_error"
-    finally:
-        await response.aclose()
+    # Speech has no partial answer to describe: a timeout is an upstream error like any other.
+    outcome = await until_done(
+        proxy, exchange, pump, gone, response, timeout_outcome="upstream_error"
+    )
     # The provider bills speech by the characters it was given, once it has answered.
     text = exchange.payload["input"]
-    record = VoiceRecord(
-        id=exchange.request_id,
-        ts=exchange.now,
-        account_id=exchange.key().account_id,
-        voice_model=exchange.model,
-        characters=len(text),
-        agent_id=exchange.key().agent_id,
-        key_id=exchange.key().key_id,
-        status="ok" if outcome == "ok" else "error",
-    )
+    record = voice_record(exchange, len(text), "ok" if outcome == "ok" else "error")
     cost = catalog_cost(proxy.prices, record)
     await record_event(proxy, exchange, replace(record, cost_micros=cost), cost)
     exchange.log["characters"] = len(text)

@@ -42,7 +42,7 @@ class FilterError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class UsageFilter:
-    """A usage filter as asked, ids already parsed; see DESIGN 4.1 for the meaning of each."""
+    """A usage filter as asked, ids already parsed; see CONTRACTS.md §2.2 for the meaning of each."""
 
     month: str | None = None
     date_from: date | None = None

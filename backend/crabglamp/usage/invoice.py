@@ -1,6 +1,6 @@
 """The month's invoice: the continuous total of each axis, rounded half-up to whole cents.
 
-Only the invoice rounds (DESIGN 2): each line rounds its own continuous total, and the invoice
+Only the invoice rounds (CONTRACTS.md §1.1): each line rounds its own continuous total, and the invoice
 total is the sum of the rounded lines, so the customer can add up what they are charged.
 Core: no web framework here.
 """

@@ -1,4 +1,4 @@
-"""schema.graphql equals the code's schema; the fixed fields of DESIGN 4.2 are there as written."""
+"""schema.graphql equals the code's schema; the fixed fields of CONTRACTS.md §3.1 are there as written."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from crabglamp.cli import main
 
 ROOT = Path(__file__).parents[3]
 
-# DESIGN 4.2, verbatim (the Mutation is the key lifecycle's, registered separately).
+# CONTRACTS.md §3.1, verbatim (the Mutation is the key lifecycle's, registered separately).
 FIXED = """
 type Query {
   usage(filter: UsageFilter): Usage!

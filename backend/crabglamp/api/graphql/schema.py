@@ -1,6 +1,6 @@
 """The schema: every domain's root fields composed into one Query (and Mutation).
 
-The fixed root fields of DESIGN 4.2 live in their domains (usage, virtual_keys, anomalies,
+The fixed root fields of CONTRACTS.md §3.1 live in their domains (usage, virtual_keys, anomalies,
 invoice); accounts and the request log extend them. Mutations are registered in MUTATIONS.
 """
 

@@ -1,4 +1,4 @@
-"""`crabglamp demo`: realistic, deterministic demo data with the three anomalies of DESIGN 1 planted.
+"""`crabglamp demo`: realistic, deterministic demo data with the three anomalies of CONTRACTS.md §3.2 planted.
 
 Every event is a pure function of (seed, scale, the demo's first day, the thing that spends, its
 time slot) and carries a stable id, so a re-run goes through the Ingestor's idempotency: what

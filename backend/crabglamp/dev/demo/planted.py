@@ -1,4 +1,4 @@
-"""The three anomalies of DESIGN section 1, planted relative to now.
+"""The three anomalies of CONTRACTS.md §3.2, planted relative to now.
 
 A leaked token floods a quiet key for the last six hours (SPIKE_ON_QUIET_KEY), a looping script
 runs for hours on a weekly job's key a few days ago (RUNAWAY_DAY), and the busiest key heads past
@@ -23,7 +23,7 @@ from crabglamp.ingest.records import LlmRecord, Record
 from crabglamp.models import LlmDaily
 from crabglamp.periods import day_start
 
-# The three anomalies of DESIGN section 1, one key each.
+# The three anomalies of CONTRACTS.md §3.2, one key each.
 PLANTED: Final = {
     "spike_key_id": KEY_BY_NAME["legacy-zapier"].id,  # SPIKE_ON_QUIET_KEY: its token leaked
     "cap_key_id": KEY_BY_NAME["support-prod"].id,  # CAP_TRAJECTORY: heading past its cap

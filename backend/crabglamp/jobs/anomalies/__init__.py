@@ -1,4 +1,4 @@
-"""Anomaly detection over the daily and hourly LLM rollups (DESIGN 1, issue 6).
+"""Anomaly detection over the daily and hourly LLM rollups (CONTRACTS.md §3.2).
 
 Three patterns, each judged per key against the key's own history:
 
@@ -12,7 +12,7 @@ Three patterns, each judged per key against the key's own history:
 
 Detection is a pure function of a key's rollups as of a moment (`detectors.detect_key`), so the
 live watcher (jobs/watch.py), the `anomalies` query for a past month (`period.py`) and the
-evaluation (dev/anomaly_eval.py) all run the same code. `activity.py` loads what it reads,
+evaluation (dev/anomaly_eval/) all run the same code. `activity.py` loads what it reads,
 `store.py` keeps what the watcher found; the numbers are `crabglamp.settings.Thresholds`.
 Core: no web framework here.
 """

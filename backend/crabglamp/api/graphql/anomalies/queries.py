@@ -1,4 +1,4 @@
-"""`anomalies(accountId:, month:, from:, to:)` (DESIGN 4.2)."""
+"""`anomalies(accountId:, month:, from:, to:)` (CONTRACTS.md §3.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`Anomaly` and `AnomalyKind` (DESIGN 4.2)."""
+"""`Anomaly` and `AnomalyKind` (CONTRACTS.md §3.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Limits on what one GraphQL document may ask (DESIGN 6), with Strawberry's own extensions.
+"""Limits on what one GraphQL document may ask (CONTRACTS.md §3.5), with Strawberry's own extensions.
 
 Depth, aliases and tokens use Strawberry's limiters (the depth and alias rules built once, see
 LIMIT_RULES); the cost of a document (how many values it may produce) is a validation rule

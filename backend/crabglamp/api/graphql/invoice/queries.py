@@ -1,4 +1,4 @@
-"""`invoice(accountId:, month:)` (DESIGN 4.2)."""
+"""`invoice(accountId:, month:)` (CONTRACTS.md §3.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`Invoice`, `InvoiceLine` and `UsageAxis` (DESIGN 4.2)."""
+"""`Invoice`, `InvoiceLine` and `UsageAxis` (CONTRACTS.md §3.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `UsageFilter` input (DESIGN 4.2): the parameters of GET /api/usage."""
+"""The `UsageFilter` input (CONTRACTS.md §3.1): the parameters of GET /api/usage."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`usage(filter:)` (DESIGN 4.2): the same numbers as GET /api/usage."""
+"""`usage(filter:)` (CONTRACTS.md §3.1): the same numbers as GET /api/usage."""
 
 from __future__ import annotations
 

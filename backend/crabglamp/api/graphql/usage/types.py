@@ -1,4 +1,4 @@
-"""`Usage` and its axes, mirroring GET /api/usage (DESIGN 4.1) in camelCase.
+"""`Usage` and its axes, mirroring GET /api/usage (CONTRACTS.md §2.2) in camelCase.
 
 Every `*Cents` is the continuous value (micro-cents / 1e6, sub-cent precision); hours are
 microseconds / 3.6e9. Lists take the arguments that make sense at their level and narrow what

@@ -1,4 +1,4 @@
-"""`virtualKeys(accountId:, provider:)` (DESIGN 4.2)."""
+"""`virtualKeys(accountId:, provider:)` (CONTRACTS.md §3.1)."""
 
 from __future__ import annotations
 
