@@ -4,6 +4,8 @@ Each field names its variable: `metadata["env"]`, or for the numbers of a group 
 `AlertSettings`, `BillingSettings`) the group's prefix plus the field's name in upper case. So
 `env_names()` is derived from the fields themselves, and a test keeps README.md's table complete.
 The app builds everything else (the proxy, the background jobs) from one `Settings`.
+Plain dataclasses rather than pydantic-settings: the core stays free of a validation framework,
+and the groups' prefixes and error messages are ours to keep stable.
 """
 
 from __future__ import annotations

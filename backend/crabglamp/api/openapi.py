@@ -1,6 +1,8 @@
 """The OpenAPI 3 document of the REST API (GET /api/openapi.json), written by hand.
 
 It describes exactly what `crabglamp.api.rest` serves; tests validate it and fuzz the API from it.
+By hand rather than generated (apispec, a pydantic model per answer): the handlers return plain
+JSON built by `usage_json`, and a generator would need a second typed copy of that shape.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """The signature on everything the jobs POST (alert webhooks, billing reports), so that one
 verifier serves both: `X-CrabGlamp-Signature: t=<unix seconds>,v1=<hex>`, the HMAC-SHA256 of
-"<t>.<body>" under the receiver's secret."""
+"<t>.<body>" under the receiver's secret.
+
+Not the Standard Webhooks scheme (and its library): receivers already verify this one, as the
+guide at /docs/anomalies-and-alerts shows, and a new scheme would break every one of them."""
 
 from __future__ import annotations
 

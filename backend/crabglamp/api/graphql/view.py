@@ -32,6 +32,7 @@ _STATE_CONTEXT: Final = "graphql_context"
 _STATE_SUB_RESPONSE: Final = "graphql_sub_response"
 
 
+# A few lines over one header with one media type of interest: not worth python-mimeparse.
 def response_media_type(accept: str | None) -> str:
     """The newer media type when the client accepts it (q > 0), else application/json."""
     for part in (accept or "").split(","):
