@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from benchmarks.registry import Context, Result, benchmark, percentile
-from devsupport.servers import free_port, running
+from devsupport.servers import free_port, running, uvicorn_app
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CRABGLAMP_CHROMIUM", "/usr/bin/chromium")
@@ -218,18 +218,7 @@ def measure(
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "crabglamp.server:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
+        command = uvicorn_app(port)
         with (
             running(command, port=port, log=work / "server.log", env=env, cwd=work),
             sync_playwright() as p,

@@ -22,6 +22,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,30 @@ from pathlib import Path
 import httpx
 
 HOST = "127.0.0.1"
+
+
+def uvicorn_app(
+    port: int, *, workers: int = 1, python: Sequence[str] | None = None, access_log: bool = True
+) -> list[str]:
+    """The command that serves the product's ASGI app (`crabglamp.server:app`) under uvicorn on
+    `port`; `python` is the interpreter's command (e.g. one that runs it at a fixed clock)."""
+    command = [
+        *(python or [sys.executable]),
+        "-m",
+        "uvicorn",
+        "crabglamp.server:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    if not access_log:
+        command.append("--no-access-log")
+    if workers != 1:
+        command += ["--workers", str(workers)]
+    return command
 
 
 def free_port() -> int:

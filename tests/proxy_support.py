@@ -33,7 +33,7 @@ from crabglamp.periods import utcnow
 from crabglamp.proxy.ledger import month_spend
 from crabglamp.proxy.reservation import MonthSpend, month_of
 from crabglamp.settings import Settings
-from devsupport.servers import Spawned, free_port, running, spawn
+from devsupport.servers import Spawned, free_port, running, spawn, uvicorn_app
 
 REPO = Path(__file__).resolve().parents[1]
 # A model whose price makes the cap arithmetic exact: input is free, each output token costs
@@ -219,21 +219,7 @@ def start_server(db_url: str, config: Path, log: Path, workers: int = 1) -> Spaw
         "CRABGLAMP_UPSTREAM_CONFIG": str(config),
         "PYTHONUNBUFFERED": "1",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "crabglamp.server:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--workers",
-        str(workers),
-    ]
+    command = uvicorn_app(port, workers=workers, access_log=False)
     return spawn(command, port=port, log=log, env=env, cwd=REPO, ready="/healthz", append=True)
 
 

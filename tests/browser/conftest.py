@@ -27,7 +27,7 @@ from browser_support import (
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from clocks import FIXED_CLOCKS
-from devsupport.servers import free_port, running
+from devsupport.servers import free_port, running, uvicorn_app
 
 AT_CLOCK = Path(__file__).resolve().parents[1] / "at_clock.py"
 
@@ -70,18 +70,7 @@ def live_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    command = [
-        *python(),
-        "-m",
-        "uvicorn",
-        "crabglamp.server:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    command = uvicorn_app(port, python=python())
     with running(command, port=port, log=workdir / "server.log", env=env, cwd=workdir):
         yield LiveServer(base_url, workdir, clock, started)
 
