@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import jwt
 import pytest
@@ -22,6 +22,7 @@ from crabglamp.access import Caller
 from crabglamp.api.auth import Authenticator, AuthError
 from crabglamp.app import create_app
 from crabglamp.cli import main
+from crabglamp.dev.demo.specs import DEMO_USERS, DemoUser
 from crabglamp.dev.devtokens import signing
 from crabglamp.dev.devtokens.routes import dev_routes
 from crabglamp.dev.devtokens.signing import (
@@ -316,17 +317,16 @@ def test_sign_in_is_off_when_clerk_is_configured(db_url: str) -> None:
     assert "set-cookie" not in response.headers
 
 
-def test_sign_in_follows_the_demo_modules_users(monkeypatch: pytest.MonkeyPatch) -> None:
-    demo = ModuleType("crabglamp.dev.demo")
-    demo.DEMO_USERS = [  # type: ignore[attr-defined]
-        {"user_id": "user_demo_erin", "name": "Erin", "org_id": "org_demo_initech", "role": "admin"}
-    ]
-    monkeypatch.setitem(sys.modules, "crabglamp.dev.demo", demo)
+@pytest.mark.parametrize("user", DEMO_USERS, ids=lambda u: u.user_id)
+def test_every_demo_user_is_offered_and_signs_in_with_their_claims(user: DemoUser) -> None:
     app = Starlette(routes=dev_routes())
     app.state.services = SimpleNamespace(authenticator=dev_authenticator())
     with TestClient(app, follow_redirects=False) as client:
-        assert "user_demo_erin" in client.get("/dev/sign-in").text
-        response = client.get("/dev/sign-in", params={"user": "user_demo_erin"})
+        assert user.display_name in client.get("/dev/sign-in").text
+        response = client.get("/dev/sign-in", params={"user": user.user_id})
     assert dev_authenticator().verify(response.cookies["__session"]) == Caller(
-        user_id="user_demo_erin", org_id="org_demo_initech", org_role="admin"
+        user_id=user.user_id,
+        org_id=user.org_id,
+        org_role=user.org_role,
+        is_platform_admin=user.is_platform_admin,
     )
