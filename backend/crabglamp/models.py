@@ -67,11 +67,20 @@ class VirtualKey(SQLModel, table=True):
     agent_id: uuid.UUID | None = Field(default=None, foreign_key="agent.id")
     # Monthly cap; None means uncapped.
     spend_cap_micros: int | None = Field(default=None, sa_type=BigInteger)
-    status: str = "active"  # "active" | "revoked"
+    # "active" | "suspended" (refused until an admin resumes it) | "revoked" (for good)
+    status: str = "active"
     # The secret itself is never stored: a hash to look it up, a prefix to show.
     secret_hash: str | None = Field(default=None, unique=True)
     secret_prefix: str | None = None
     created_at: datetime | None = _moment(default=None)
+    # What happens on a spike on this (quiet) key: "notify" (alert only), "suspend" the key, or
+    # "lower_cap" to what it has spent this month; applied by the watcher as it detects.
+    leak_policy: str = "notify"
+    # Why and since when a suspended key is refused (the proxy's 403 says so).
+    suspended_at: datetime | None = _moment(default=None)
+    suspended_reason: str | None = None
+    # The anomaly whose leak policy suspended the key, if that is how it was suspended.
+    suspended_by_anomaly: str | None = None
 
 
 # Prices
@@ -279,7 +288,10 @@ class AnomalyRecord(SQLModel, table=True):
     """An anomaly as detected while usage arrived; one per key, kind and month (`dedupe_key`)."""
 
     __tablename__ = "anomaly"
-    __table_args__ = (Index("ix_anomaly_account_day", "account_id", "day"),)
+    __table_args__ = (
+        Index("ix_anomaly_account_day", "account_id", "day"),
+        Index("ix_anomaly_key_state", "key_id", "state"),
+    )
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     dedupe_key: str = Field(unique=True)
     kind: str
@@ -293,6 +305,22 @@ class AnomalyRecord(SQLModel, table=True):
     # The numbers behind the message, as JSON (sent along in the webhook payload).
     details: str = "{}"
     detected_at: datetime = _moment()
+    # Its state: "open", "acknowledged" (someone has seen it) or "resolved" (by `resolution`:
+    # "rotated", "cap_changed", "suspended" or "dismissed" with `resolution_reason`).
+    state: str = "open"
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = _moment(default=None)
+    resolution: str | None = None
+    resolution_reason: str | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = _moment(default=None)
+    # What the key's leak policy did on detection: "suspended" or "cap_lowered" (None: notified
+    # only), the cap it had before (to restore), and when an admin reverted it.
+    policy_action: str | None = None
+    policy_applied_at: datetime | None = _moment(default=None)
+    policy_previous_cap_micros: int | None = Field(default=None, sa_type=BigInteger)
+    policy_reverted_at: datetime | None = _moment(default=None)
+    policy_reverted_by: str | None = None
 
 
 class AlertEndpoint(SQLModel, table=True):
