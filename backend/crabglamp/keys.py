@@ -1,4 +1,5 @@
-"""The life of a virtual key: create (secret shown once), rotate, revoke, change its spend cap.
+"""The life of a virtual key: create (secret shown once), rotate, revoke, change its spend cap,
+suspend and resume it, choose its leak policy.
 
 Core service: plain SQLAlchemy on the caller's write transaction, no web framework. Who may do
 this is the caller's business (crabglamp.access.administers). Expected failures are returned as
@@ -37,6 +38,9 @@ MAX_NAME_LENGTH = 200
 # $10 million a month: far above any real cap, far below overflowing a 64-bit sum.
 MAX_SPEND_CAP_MICROS = 1_000_000_000 * 1_000_000
 MAX_GRACE = timedelta(days=30)
+# What a spike on a quiet key does beyond the alert (jobs/anomalies/state.py applies it).
+LEAK_POLICIES = ("notify", "suspend", "lower_cap")
+MAX_REASON_LENGTH = 500
 
 
 # What may be shown of a key: everything but its hash
@@ -53,10 +57,19 @@ class KeyView:
     status: str
     secret_prefix: str | None
     created_at: datetime | None
+    leak_policy: str = "notify"
+    suspended_at: datetime | None = None
+    suspended_reason: str | None = None
+    suspended_by_anomaly: str | None = None
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def revoked(self) -> bool:
+        """Revoked for good; a suspended key may still be rotated, re-capped and resumed."""
+        return self.status == "revoked"
 
 
 _VIEW_COLUMNS = [_keys.c[name] for name in KeyView.__dataclass_fields__]
@@ -248,7 +261,7 @@ async def rotate_key(
     key = await get_key(conn, key_id, lock=True)
     if key is None:
         return _not_found(key_id)
-    if not key.active:
+    if key.revoked:
         return _revoked(key_id)
     old_hash = (
         await conn.execute(select(_keys.c.secret_hash).where(_keys.c.id == key_id))
@@ -311,11 +324,79 @@ async def set_spend_cap(
     key = await get_key(conn, key_id, lock=True)
     if key is None:
         return _not_found(key_id)
-    if not key.active:
+    if key.revoked:
         return _revoked(key_id)
     await conn.execute(
         update(_keys).where(_keys.c.id == key_id).values(spend_cap_micros=spend_cap_micros)
     )
+    changed = await get_key(conn, key_id)
+    assert changed is not None
+    return changed
+
+
+async def suspend_key(
+    conn: AsyncConnection,
+    key_id: uuid.UUID,
+    reason: str,
+    now: datetime | None = None,
+    by_anomaly: str | None = None,
+) -> KeyView | KeyNotFound | KeyRevoked:
+    """Refused from the next request on (403 `key_suspended`, in every process: the admission
+    statement checks the status) until `resume_key`. Its secrets, cap and history stay."""
+    now = now or utcnow()
+    key = await get_key(conn, key_id, lock=True)
+    if key is None:
+        return _not_found(key_id)
+    if key.revoked:
+        return _revoked(key_id)
+    if key.status != "suspended":
+        await conn.execute(
+            update(_keys)
+            .where(_keys.c.id == key_id)
+            .values(
+                status="suspended",
+                suspended_at=now,
+                suspended_reason=reason[:MAX_REASON_LENGTH],
+                suspended_by_anomaly=by_anomaly,
+            )
+        )
+    suspended = await get_key(conn, key_id)
+    assert suspended is not None
+    return suspended
+
+
+async def resume_key(
+    conn: AsyncConnection, key_id: uuid.UUID
+) -> KeyView | KeyNotFound | KeyRevoked:
+    """A suspended key works again from the next request on. Idempotent on an active key."""
+    key = await get_key(conn, key_id, lock=True)
+    if key is None:
+        return _not_found(key_id)
+    if key.revoked:
+        return _revoked(key_id)
+    await conn.execute(
+        update(_keys)
+        .where(_keys.c.id == key_id)
+        .values(
+            status="active", suspended_at=None, suspended_reason=None, suspended_by_anomaly=None
+        )
+    )
+    resumed = await get_key(conn, key_id)
+    assert resumed is not None
+    return resumed
+
+
+async def set_leak_policy(
+    conn: AsyncConnection, key_id: uuid.UUID, policy: str
+) -> KeyView | KeyNotFound | KeyRevoked | InvalidKeyInput:
+    if policy not in LEAK_POLICIES:
+        return _invalid("policy", f"a leak policy is one of {', '.join(LEAK_POLICIES)}")
+    key = await get_key(conn, key_id, lock=True)
+    if key is None:
+        return _not_found(key_id)
+    if key.revoked:
+        return _revoked(key_id)
+    await conn.execute(update(_keys).where(_keys.c.id == key_id).values(leak_policy=policy))
     changed = await get_key(conn, key_id)
     assert changed is not None
     return changed

@@ -1,6 +1,6 @@
 """Detection as usage arrives: a background task that re-judges the keys touched since its last
-run, stores what it finds (so each anomaly is alerted once), records cap crossings and sends the
-alerts that are due; and the loop that runs it and the billing reporter in the app's lifespan.
+run, stores what it finds (so each anomaly is alerted once), applies the keys' leak policies to
+new spikes, records cap crossings and sends the alerts that are due; and the loop that runs it and the billing reporter in the app's lifespan.
 
 "Touched" is read from the hourly rollup: one indexed statement per run returns every key's
 hours since the start of yesterday, and a key whose hours changed (or whose cap changed) since
@@ -32,6 +32,7 @@ from crabglamp.jobs.alerts.sender import AlertSender
 from crabglamp.jobs.anomalies.activity import load_activity
 from crabglamp.jobs.anomalies.anomaly import Anomaly
 from crabglamp.jobs.anomalies.detectors import detect_key
+from crabglamp.jobs.anomalies.state import apply_leak_policies
 from crabglamp.jobs.anomalies.store import store_new
 from crabglamp.jobs.billing import BillingReporter
 from crabglamp.models import LlmHourly, VirtualKey
@@ -107,6 +108,9 @@ class UsageWatcher:
             found = await self._judge(touched, keys, now)
             async with write_transaction(self.engine) as conn:
                 new = await store_new(conn, found)
+                # A spike on a key whose leak policy says so suspends it (or lowers its cap) in
+                # this transaction: its alert says what was done.
+                new = await apply_leak_policies(conn, new, now)
                 events = [anomaly_event(a, keys[a.key_id].name) for a in new if a.key_id in keys]
                 events += await record_cap_crossings(
                     conn, [keys[k] for k in touched if keys[k].cap_micros], now

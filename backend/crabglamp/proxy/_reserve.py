@@ -108,14 +108,18 @@ async def why_refused(
     attempt a request that keeps losing the race for the room left is refused too)."""
     key = (
         await conn.execute(
-            select(_keys.c.status, _keys.c.secret_hash, _keys.c.spend_cap_micros).where(
-                _keys.c.id == key_id
-            )
+            select(
+                _keys.c.status,
+                _keys.c.secret_hash,
+                _keys.c.spend_cap_micros,
+                _keys.c.suspended_reason,
+                _keys.c.suspended_by_anomaly,
+            ).where(_keys.c.id == key_id)
         )
     ).first()
     if key is None:
         return KeyRefused("invalid_api_key", "Incorrect API key provided.")
-    if key.status != "active":
+    if key.status == "revoked":
         return KeyRefused("key_revoked", "This virtual key has been revoked.")
     if key.secret_hash != secret_hash:
         expires = (
@@ -129,6 +133,14 @@ async def why_refused(
                 "This virtual key was rotated and its previous secret's grace period has ended; "
                 "use the new secret.",
             )
+    if key.status != "active":
+        # Suspended (by an admin or its leak policy): the secret is right, the key may not spend.
+        return KeyRefused(
+            "key_suspended",
+            key.suspended_reason or "",
+            status=403,
+            anomaly_id=key.suspended_by_anomaly,
+        )
     spend = (
         await conn.execute(
             select(_spend.c.spent_micros, _spend.c.reserved_micros).where(

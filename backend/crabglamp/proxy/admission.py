@@ -11,7 +11,7 @@ from crabglamp.key_secrets import MalformedSecret, check_format, hash_secret
 from crabglamp.proxy._asgi import ClientGone, Receive, Scope
 from crabglamp.proxy.estimate import estimate
 from crabglamp.proxy.exchange import Exchange
-from crabglamp.proxy.refusals import Refusal, bad, cap_refusal
+from crabglamp.proxy.refusals import Refusal, bad, cap_refusal, suspended_refusal
 from crabglamp.proxy.reservation import CapExceeded, KeyRefused
 
 if TYPE_CHECKING:
@@ -113,7 +113,9 @@ async def admit(proxy: Proxy, exchange: Exchange, scope: Scope) -> None:
     exchange.log["admit_ms"] = round((time.perf_counter() - started) * 1000, 3)
     if isinstance(outcome, KeyRefused):
         proxy.key_cache.forget(exchange.secret_hash)
-        raise Refusal(401, outcome.code, outcome.message)
+        if outcome.code == "key_suspended":
+            raise suspended_refusal(outcome.message, outcome.anomaly_id)
+        raise Refusal(outcome.status, outcome.code, outcome.message)
     if isinstance(outcome, CapExceeded):
         raise cap_refusal(outcome)
     exchange.reservation = outcome

@@ -1,8 +1,9 @@
 """Which key a secret belongs to, looked up once per process and cached.
 
 The cache holds only what never changes about a key (`KeyFacts`): its status, cap and secrets
-are checked again by the admission statement itself, so a key revoked or rotated in another
-process is refused whatever this cache still holds.
+are checked again by the admission statement itself, so a key revoked, suspended or rotated (or
+its cap lowered) in another process is refused on its next request whatever this cache still
+holds; the refused secret is then forgotten, and its next look-up says why.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from crabglamp.db import read_transaction
 from crabglamp.keys import find_by_secret
 from crabglamp.periods import utcnow
 from crabglamp.proxy.exchange import KeyFacts
-from crabglamp.proxy.refusals import Refusal
+from crabglamp.proxy.refusals import Refusal, suspended_refusal
 
 _KEY_CACHE_SIZE = 10_000
 
@@ -42,6 +43,8 @@ class KeyCache:
             match = await find_by_secret(conn, secret)
         if match is None:
             raise Refusal(401, "invalid_api_key", "Incorrect API key provided.")
+        if match.key.status == "suspended":
+            raise suspended_refusal(match.key.suspended_reason, match.key.suspended_by_anomaly)
         if not match.key.active:
             raise Refusal(401, "key_revoked", "This virtual key has been revoked.")
         if not match.usable(utcnow()):

@@ -67,6 +67,18 @@ def cap_refusal(outcome: CapExceeded) -> Refusal:
     )
 
 
+def suspended_refusal(reason: str | None, anomaly_id: str | None) -> Refusal:
+    """A suspended key (keys.suspend_key): 403, saying why and, when its leak policy did it,
+    which anomaly; an administrator resumes it (resumeVirtualKey)."""
+    why = f" {reason.rstrip('.')}." if reason else ""
+    return Refusal(
+        403,
+        "key_suspended",
+        f"This virtual key is suspended.{why} An administrator of the account can resume it.",
+        extra={"anomaly_id": anomaly_id} if anomaly_id else None,
+    )
+
+
 def _dollars(cents: float) -> str:
     whole, _, fraction = f"{cents / 100:,.8f}".rstrip("0").partition(".")
     return f"${whole}.{fraction.ljust(2, '0')}"

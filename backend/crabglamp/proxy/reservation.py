@@ -40,8 +40,10 @@ class CapExceeded:
 
 @dataclass(frozen=True, slots=True)
 class KeyRefused:
-    code: str  # "key_revoked" | "invalid_api_key"
+    code: str  # "key_revoked" | "invalid_api_key" | "key_suspended"
     message: str
+    status: int = 401  # 403 for a suspended key: the secret is right, the key may not spend
+    anomaly_id: str | None = None  # the anomaly whose leak policy suspended the key
 
 
 @dataclass(frozen=True, slots=True)

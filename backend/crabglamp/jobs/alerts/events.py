@@ -38,23 +38,71 @@ class AlertEvent:
         )
 
 
+def _moment(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def anomaly_data(anomaly: Anomaly, key_name: str | None = None) -> dict[str, Any]:
+    """What every anomaly event carries: the detection (the original fields, kept as they were)
+    and, added since, its id, state and what the key's leak policy did (CONTRACTS.md §9)."""
+    s = anomaly.state
+    return {
+        "kind": anomaly.kind.value,
+        "keyId": str(anomaly.key_id) if anomaly.key_id else None,
+        "keyName": key_name,
+        "agentId": str(anomaly.agent_id) if anomaly.agent_id else None,
+        "date": anomaly.day.isoformat(),
+        "severity": anomaly.severity,
+        "message": anomaly.message,
+        "suggestedAction": anomaly.suggested_action,
+        "details": dict(anomaly.details),
+        "anomalyId": anomaly.id,
+        "detectedAt": anomaly.detected_at.isoformat(),
+        "state": s.state,
+        "acknowledgedBy": s.acknowledged_by,
+        "acknowledgedAt": _moment(s.acknowledged_at),
+        "resolution": s.resolution,
+        "resolutionReason": s.resolution_reason,
+        "resolvedBy": s.resolved_by,
+        "resolvedAt": _moment(s.resolved_at),
+        "policy": None
+        if s.policy_action is None
+        else {
+            "action": s.policy_action,
+            "appliedAt": _moment(s.policy_applied_at),
+            "previousSpendCapCents": None
+            if s.policy_previous_cap_micros is None
+            else micros_to_cents(s.policy_previous_cap_micros),
+            "revertedAt": _moment(s.policy_reverted_at),
+            "revertedBy": s.policy_reverted_by,
+        },
+    }
+
+
 def anomaly_event(anomaly: Anomaly, key_name: str | None = None) -> AlertEvent:
     return AlertEvent(
         id=f"anomaly:{anomaly.dedupe_key}",
         type="anomaly.detected",
         account_id=anomaly.account_id,
         created_at=anomaly.detected_at,
-        data={
-            "kind": anomaly.kind.value,
-            "keyId": str(anomaly.key_id) if anomaly.key_id else None,
-            "keyName": key_name,
-            "agentId": str(anomaly.agent_id) if anomaly.agent_id else None,
-            "date": anomaly.day.isoformat(),
-            "severity": anomaly.severity,
-            "message": anomaly.message,
-            "suggestedAction": anomaly.suggested_action,
-            "details": dict(anomaly.details),
-        },
+        data=anomaly_data(anomaly, key_name),
+    )
+
+
+# What changed about an anomaly after its detection: each change is an event of its own.
+ANOMALY_CHANGES = ("acknowledged", "resolved", "policy_reverted")
+
+
+def anomaly_change_event(
+    anomaly: Anomaly, change: str, now: datetime, key_name: str | None = None
+) -> AlertEvent:
+    assert change in ANOMALY_CHANGES
+    return AlertEvent(
+        id=f"anomaly.{change}:{anomaly.dedupe_key}:{now.isoformat()}",
+        type=f"anomaly.{change}",
+        account_id=anomaly.account_id,
+        created_at=now,
+        data=anomaly_data(anomaly, key_name),
     )
 
 

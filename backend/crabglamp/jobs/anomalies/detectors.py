@@ -21,6 +21,17 @@ from crabglamp.periods import day_start, iter_days, month_period
 from crabglamp.settings import Thresholds
 
 
+def standing(activity: KeyActivity, day: date, as_of: datetime) -> dict[str, int | None]:
+    """Where the key stood when the anomaly was detected: its month-to-date LLM spend as of
+    that moment and its cap (the dashboard shows them beside where it stands now)."""
+    month = month_period(day.year, day.month)
+    spent = sum(activity.daily.get(d, 0) for d in iter_days(month.start, day - timedelta(days=1)))
+    return {
+        "monthSpentMicros": spent + activity.total_as_of(day, as_of),
+        "capMicros": activity.cap_micros,
+    }
+
+
 def spike_on_quiet_key(
     activity: KeyActivity,
     day: date,
@@ -123,6 +134,7 @@ def spike_on_quiet_key(
             "baselinePeakMicros": round(busiest),
             "baselineMedianDayMicros": round(usual),
             "dayTotalMicros": total,
+            **standing(activity, day, as_of),
         },
     )
 
@@ -186,6 +198,7 @@ def runaway_day(
             "baselineDays": base.days,
             "baselinePeakMicros": peak,
             "thresholdMicros": round(level),
+            **standing(activity, day, as_of),
         },
     )
 
@@ -259,6 +272,7 @@ def cap_trajectory(
             "reachesCapAt": reaches.isoformat(),
             "topAgentId": str(top_agent) if top_agent else None,
             "topAgentMicros": agent_spend,
+            "monthSpentMicros": spent,
         },
     )
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.dialect import insert_for
 from crabglamp.db.tables import table_of
-from crabglamp.jobs.anomalies.anomaly import Anomaly, AnomalyKind
+from crabglamp.jobs.anomalies.anomaly import Anomaly, AnomalyKind, AnomalyState
 from crabglamp.models import AnomalyRecord
 from crabglamp.periods import Period, as_utc
 
@@ -51,7 +51,28 @@ async def store_new(conn: AsyncConnection, found: Sequence[Anomaly]) -> list[Ano
     return new
 
 
-def _from_row(row: Any) -> Anomaly:
+def _moment(value: Any) -> Any:
+    return None if value is None else as_utc(value)
+
+
+def state_of_row(row: Any) -> AnomalyState:
+    return AnomalyState(
+        state=row.state,
+        acknowledged_by=row.acknowledged_by,
+        acknowledged_at=_moment(row.acknowledged_at),
+        resolution=row.resolution,
+        resolution_reason=row.resolution_reason,
+        resolved_by=row.resolved_by,
+        resolved_at=_moment(row.resolved_at),
+        policy_action=row.policy_action,
+        policy_applied_at=_moment(row.policy_applied_at),
+        policy_previous_cap_micros=row.policy_previous_cap_micros,
+        policy_reverted_at=_moment(row.policy_reverted_at),
+        policy_reverted_by=row.policy_reverted_by,
+    )
+
+
+def from_row(row: Any) -> Anomaly:
     return Anomaly(
         kind=AnomalyKind(row.kind),
         account_id=row.account_id,
@@ -63,6 +84,7 @@ def _from_row(row: Any) -> Anomaly:
         suggested_action=row.suggested_action,
         detected_at=as_utc(row.detected_at),
         details=json.loads(row.details),
+        state=state_of_row(row),
     )
 
 
@@ -78,7 +100,7 @@ async def stored_anomalies(
             _anomalies.c.day <= period.end,
         )
     )
-    return [_from_row(row) for row in rows]
+    return [from_row(row) for row in rows]
 
 
 def newest_first(found: Iterable[Anomaly]) -> list[Anomaly]:
