@@ -87,7 +87,7 @@ def make_context(
         db=db,
         caller=caller,
         settings=settings,
-        loaders=Loaders(db, moment),
+        loaders=Loaders(db, moment, caller),
         scope=CallerScope(caller),
         now=moment,
     )

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from crabglamp.access import Caller, administers
 from crabglamp.accounts import (
     accounts_by_id,
     agents_of_accounts,
@@ -35,9 +36,10 @@ _V = TypeVar("_V")
 
 
 class Loaders:
-    def __init__(self, db: RequestDatabase, now: datetime) -> None:
+    def __init__(self, db: RequestDatabase, now: datetime, caller: Caller | None = None) -> None:
         self._db = db
         self._now = now
+        self._caller = caller
         self.compute: DataLoader[UsageQuery, ComputeUsage] = DataLoader(self._compute)
         self.llm: DataLoader[UsageQuery, LlmUsage] = DataLoader(self._llm)
         self.voice: DataLoader[UsageQuery, VoiceUsage] = DataLoader(self._voice)
@@ -56,6 +58,8 @@ class Loaders:
         self.plain_vms_of_account: DataLoader[uuid.UUID, list[PlainVm]] = DataLoader(
             self._plain_vms_of_accounts
         )
+        # Whether this request's caller administers an account: what the page may offer it.
+        self.administers: DataLoader[uuid.UUID, bool] = DataLoader(self._administers)
 
     # Usage: different filters cannot share a statement, but each is computed once
 
@@ -110,3 +114,11 @@ class Loaders:
         async with self._db.connection() as conn:
             found = await plain_vms_of_accounts(conn, ids)
         return [found.get(i, []) for i in ids]
+
+    async def _administers(self, ids: list[uuid.UUID]) -> list[bool]:
+        # Per account, not per row: a page shows one account (or a few), whatever it lists.
+        caller = self._caller
+        if caller is None:
+            return [False for _ in ids]
+        async with self._db.connection() as conn:
+            return [await administers(conn, caller, i) for i in ids]

@@ -20,6 +20,7 @@ from strawberry.tools import merge_types
 from crabglamp.api.graphql.accounts.queries import AccountQueries
 from crabglamp.api.graphql.alerts.mutations import AlertMutations
 from crabglamp.api.graphql.alerts.queries import AlertQueries
+from crabglamp.api.graphql.anomalies.mutations import AnomalyMutations
 from crabglamp.api.graphql.anomalies.queries import AnomalyQueries
 from crabglamp.api.graphql.extensions.limits import limit_extensions
 from crabglamp.api.graphql.invoice.queries import InvoiceQueries
@@ -39,8 +40,9 @@ QUERIES: tuple[type, ...] = (
     RequestLogQueries,
     AlertQueries,
 )
-# The key lifecycle (virtual_keys/mutations.py) and alert endpoints (alerts/mutations.py).
-MUTATIONS: tuple[type, ...] = (VirtualKeyMutations, AlertMutations)
+# The key lifecycle (virtual_keys/mutations.py), alert endpoints (alerts/mutations.py) and the
+# state of anomalies (anomalies/mutations.py).
+MUTATIONS: tuple[type, ...] = (VirtualKeyMutations, AlertMutations, AnomalyMutations)
 
 Query = merge_types("Query", QUERIES)
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -49,7 +51,8 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
 Mutation = merge_types("Mutation", MUTATIONS) if MUTATIONS else None
 if Mutation is not None:
     Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
-        "Virtual keys: create, rotate, revoke, and their spend caps; alert endpoints."
+        "Virtual keys: create, rotate, revoke, suspend, and their spend caps and leak policies; "
+        "alert endpoints; acknowledging and dismissing anomalies."
     )
 
 

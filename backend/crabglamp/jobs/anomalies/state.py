@@ -153,7 +153,9 @@ async def acknowledge(
         return _problem("ANOMALY_RESOLVED", "this anomaly is already resolved")
     if anomaly.state.state == "acknowledged":
         return anomaly
-    return await _set(conn, anomaly.id, state="acknowledged", acknowledged_by=by, acknowledged_at=now)
+    return await _set(
+        conn, anomaly.id, state="acknowledged", acknowledged_by=by, acknowledged_at=now
+    )
 
 
 async def dismiss(
@@ -277,8 +279,10 @@ def policy_summary(anomaly: Anomaly) -> str | None:
     if s.policy_action == "suspended":
         text = f"The key was suspended automatically at {at} by its leak policy."
     else:
-        before = "no cap" if s.policy_previous_cap_micros is None else dollars(
-            s.policy_previous_cap_micros
+        before = (
+            "no cap"
+            if s.policy_previous_cap_micros is None
+            else dollars(s.policy_previous_cap_micros)
         )
         text = (
             f"The key's cap was lowered automatically at {at} to what it had spent, by its leak "

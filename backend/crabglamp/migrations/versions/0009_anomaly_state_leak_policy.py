@@ -7,6 +7,7 @@ Revises: 0006
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
@@ -20,14 +21,14 @@ depends_on: str | Sequence[str] | None = None
 _TEXT = sqlmodel.sql.sqltypes.AutoString
 _MOMENT = sa.DateTime(timezone=True)
 
-_KEY_COLUMNS = [
+_KEY_COLUMNS: list[sa.Column[Any]] = [
     # Existing keys keep today's behaviour: an alert, nothing automatic.
     sa.Column("leak_policy", _TEXT(), nullable=False, server_default="notify"),
     sa.Column("suspended_at", _MOMENT, nullable=True),
     sa.Column("suspended_reason", _TEXT(), nullable=True),
     sa.Column("suspended_by_anomaly", _TEXT(), nullable=True),
 ]
-_ANOMALY_COLUMNS = [
+_ANOMALY_COLUMNS: list[sa.Column[Any]] = [
     sa.Column("state", _TEXT(), nullable=False, server_default="open"),
     sa.Column("acknowledged_by", _TEXT(), nullable=True),
     sa.Column("acknowledged_at", _MOMENT, nullable=True),

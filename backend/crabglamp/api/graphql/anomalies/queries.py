@@ -7,7 +7,7 @@ from datetime import date
 
 import strawberry
 
-from crabglamp.api.graphql.anomalies.types import AnomalyKind, AnomalyType
+from crabglamp.api.graphql.anomalies.types import AnomalyType
 from crabglamp.api.graphql.arguments import AccountIdArg, FromArg, MonthArg, ToArg
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.permissions import optional_uuid, usage_query
@@ -26,18 +26,8 @@ async def anomalies_of(info: Info, query: UsageQuery) -> list[AnomalyType]:
         found = await anomalies_in_period(
             conn, query.account_ids, query.period, context.now, context.settings.thresholds
         )
-    return [
-        AnomalyType(
-            kind=AnomalyKind(a.kind.value),
-            key_id=None if a.key_id is None else strawberry.ID(str(a.key_id)),
-            agent_id=None if a.agent_id is None else strawberry.ID(str(a.agent_id)),
-            date=a.day,
-            severity=a.severity,
-            message=a.message,
-            suggested_action=a.suggested_action,
-        )
-        for a in found
-    ]
+    # Resolved ones stay in the list: the period's history, with what was done.
+    return [AnomalyType(anomaly=a) for a in found]
 
 
 async def resolve_anomalies(

@@ -1,4 +1,8 @@
-"""Key lifecycle: createVirtualKey, rotateVirtualKey, revokeVirtualKey, setSpendCap.
+"""Key lifecycle: createVirtualKey, rotateVirtualKey, revokeVirtualKey, setSpendCap,
+suspendVirtualKey, resumeVirtualKey, setLeakPolicy.
+
+Rotating, re-capping or suspending a key resolves its anomalies not resolved yet by that action
+(crabglamp.jobs.anomalies.state), and the account's webhooks hear of it.
 
 Each returns a union of its success and the expected failures, all of which implement `Error`;
 only account admins (crabglamp.access.administers) may change a key. A key of an account the
@@ -17,9 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp import keys
 from crabglamp.access import administers, may_read
+from crabglamp.api.graphql.anomalies.actions import announce, resolve_by_action
 from crabglamp.api.graphql.context import Info
-from crabglamp.api.graphql.virtual_keys.types import VirtualKeyType
+from crabglamp.api.graphql.virtual_keys.types import LeakPolicy, VirtualKeyType
 from crabglamp.db import write_transaction
+from crabglamp.jobs.anomalies.state import key_resumed
 from crabglamp.models import VirtualKey
 from crabglamp.money import cents_to_micros
 
@@ -92,6 +98,34 @@ class SetSpendCapSuccess:
     key: VirtualKeyType = strawberry.field(description="The key with its new cap.")
 
 
+@strawberry.type(description="The key, suspended: refused (403 key_suspended) until resumed.")
+class SuspendVirtualKeySuccess:
+    key: VirtualKeyType = strawberry.field(description="The key, now suspended.")
+
+
+@strawberry.type(description="The key, active again from the next request on.")
+class ResumeVirtualKeySuccess:
+    key: VirtualKeyType = strawberry.field(description="The key, now active.")
+
+
+@strawberry.type(description="The key with its new leak policy.")
+class SetLeakPolicySuccess:
+    key: VirtualKeyType = strawberry.field(description="The key with its new leak policy.")
+
+
+SuspendVirtualKeyResult = Annotated[
+    SuspendVirtualKeySuccess | KeyNotFoundError | KeyRevokedError | NotAllowedError,
+    strawberry.union("SuspendVirtualKeyResult"),
+]
+ResumeVirtualKeyResult = Annotated[
+    ResumeVirtualKeySuccess | KeyNotFoundError | KeyRevokedError | NotAllowedError,
+    strawberry.union("ResumeVirtualKeyResult"),
+]
+SetLeakPolicyResult = Annotated[
+    SetLeakPolicySuccess | KeyNotFoundError | KeyRevokedError | NotAllowedError,
+    strawberry.union("SetLeakPolicyResult"),
+]
+
 CreateVirtualKeyResult = Annotated[
     CreateVirtualKeySuccess | AccountNotFoundError | InvalidInputError | NotAllowedError,
     strawberry.union("CreateVirtualKeyResult"),
@@ -127,6 +161,13 @@ class CreateVirtualKeyInput:
     spend_cap_cents: float | None = strawberry.field(
         default=None, description="Monthly spend cap in cents; null for none."
     )
+
+
+_POLICIES = {
+    LeakPolicy.NOTIFY: "notify",
+    LeakPolicy.SUSPEND: "suspend",
+    LeakPolicy.LOWER_CAP: "lower_cap",
+}
 
 
 def _view(key: keys.KeyView) -> VirtualKeyType:
@@ -269,6 +310,8 @@ class VirtualKeyMutations:
             if not isinstance(guarded, keys.KeyView):
                 return guarded
             rotated = await keys.rotate_key(conn, parsed, timedelta(seconds=grace_period_seconds))
+            if isinstance(rotated, keys.RotatedKey):
+                await resolve_by_action(info, conn, parsed, "rotated")
         if isinstance(rotated, keys.KeyProblem):
             return _problem(rotated)  # type: ignore[return-value]
         return RotateVirtualKeySuccess(
@@ -319,6 +362,85 @@ class VirtualKeyMutations:
             if not isinstance(guarded, keys.KeyView):
                 return guarded
             changed = await keys.set_spend_cap(conn, parsed, cap)
+            if isinstance(changed, keys.KeyView) and changed.spend_cap_micros != (
+                guarded.spend_cap_micros
+            ):
+                await resolve_by_action(info, conn, parsed, "cap_changed")
         if isinstance(changed, keys.KeyProblem):
             return _problem(changed)  # type: ignore[return-value]
         return SetSpendCapSuccess(key=_view(changed))
+
+    @strawberry.mutation(
+        description="Suspend a key: refused from the next request on (403 key_suspended, with "
+        "the reason) until resumeVirtualKey. Resolves its open anomalies as suspended."
+    )
+    async def suspend_virtual_key(
+        self,
+        info: Info,
+        key_id: Annotated[strawberry.ID, strawberry.argument(description="The key to suspend.")],
+        reason: Annotated[
+            str | None, strawberry.argument(description="Why, as the proxy's refusal says it.")
+        ] = None,
+    ) -> SuspendVirtualKeyResult:
+        parsed = _uuid(key_id, "keyId")
+        if isinstance(parsed, InvalidInputError):
+            return _key_not_found(key_id)
+        context = info.context
+        why = (reason or "").strip() or f"It was suspended by {context.caller.user_id}."
+        async with write_transaction(context.db.engine) as conn:
+            guarded = await _guard_key(info, conn, parsed)
+            if not isinstance(guarded, keys.KeyView):
+                return guarded
+            suspended = await keys.suspend_key(conn, parsed, why, context.now)
+            if isinstance(suspended, keys.KeyView):
+                await resolve_by_action(info, conn, parsed, "suspended")
+        if isinstance(suspended, keys.KeyProblem):
+            return _problem(suspended)  # type: ignore[return-value]
+        return SuspendVirtualKeySuccess(key=_view(suspended))
+
+    @strawberry.mutation(
+        description="Resume a suspended key (by hand or by its leak policy): it works again "
+        "from the next request on."
+    )
+    async def resume_virtual_key(
+        self,
+        info: Info,
+        key_id: Annotated[strawberry.ID, strawberry.argument(description="The key to resume.")],
+    ) -> ResumeVirtualKeyResult:
+        parsed = _uuid(key_id, "keyId")
+        if isinstance(parsed, InvalidInputError):
+            return _key_not_found(key_id)
+        context = info.context
+        async with write_transaction(context.db.engine) as conn:
+            guarded = await _guard_key(info, conn, parsed)
+            if not isinstance(guarded, keys.KeyView):
+                return guarded
+            resumed = await keys.resume_key(conn, parsed)
+            if isinstance(resumed, keys.KeyView):
+                reverted = await key_resumed(conn, parsed, context.caller.user_id, context.now)
+                await announce(conn, reverted, "policy_reverted", context.now)
+        if isinstance(resumed, keys.KeyProblem):
+            return _problem(resumed)  # type: ignore[return-value]
+        return ResumeVirtualKeySuccess(key=_view(resumed))
+
+    @strawberry.mutation(
+        description="Choose what a spike on a quiet key does: notify (default), suspend the "
+        "key, or lower its cap to what it has spent; applied within seconds of detection."
+    )
+    async def set_leak_policy(
+        self,
+        info: Info,
+        key_id: Annotated[strawberry.ID, strawberry.argument(description="The key.")],
+        policy: Annotated[LeakPolicy, strawberry.argument(description="The new policy.")],
+    ) -> SetLeakPolicyResult:
+        parsed = _uuid(key_id, "keyId")
+        if isinstance(parsed, InvalidInputError):
+            return _key_not_found(key_id)
+        async with write_transaction(info.context.db.engine) as conn:
+            guarded = await _guard_key(info, conn, parsed)
+            if not isinstance(guarded, keys.KeyView):
+                return guarded
+            changed = await keys.set_leak_policy(conn, parsed, _POLICIES[policy])
+        if isinstance(changed, keys.KeyProblem):
+            return _problem(changed)  # type: ignore[return-value]
+        return SetLeakPolicySuccess(key=_view(changed))

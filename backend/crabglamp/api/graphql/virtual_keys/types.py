@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +14,22 @@ from crabglamp.money import micros_to_cents
 
 if TYPE_CHECKING:
     from crabglamp.api.graphql.accounts.types import AccountType
+
+
+@strawberry.enum(
+    name="LeakPolicy",
+    description="What a spike on a quiet key (a leaked secret?) does beyond the alert.",
+)
+class LeakPolicy(enum.Enum):
+    NOTIFY = strawberry.enum_value("notify", description="Alert only (the default).")
+    SUSPEND = strawberry.enum_value(
+        "suspend",
+        description="Suspend the key within seconds of detection; resumeVirtualKey undoes it.",
+    )
+    LOWER_CAP = strawberry.enum_value(
+        "lower_cap",
+        description="Lower its cap to what it has spent this month; restoreSpendCap undoes it.",
+    )
 
 
 @strawberry.type(
@@ -54,9 +71,23 @@ class VirtualKeyType:
     def agent_id(self) -> strawberry.ID | None:
         return None if self.key.agent_id is None else strawberry.ID(str(self.key.agent_id))
 
-    @strawberry.field(description="active or revoked.")
+    @strawberry.field(
+        description="active, suspended (refused with 403 key_suspended until resumed) or revoked."
+    )
     def status(self) -> str:
         return self.key.status
+
+    @strawberry.field(description="What a spike on this key does beyond the alert.")
+    def leak_policy(self) -> LeakPolicy:
+        return LeakPolicy(self.key.leak_policy)
+
+    @strawberry.field(description="Since when the key is suspended; null unless suspended.")
+    def suspended_at(self) -> datetime | None:
+        return self.key.suspended_at
+
+    @strawberry.field(description="Why the key is suspended, as the proxy's refusal says it.")
+    def suspended_reason(self) -> str | None:
+        return self.key.suspended_reason
 
     @strawberry.field(description="The first characters of the secret, to recognise it.")
     def secret_prefix(self) -> str | None:
