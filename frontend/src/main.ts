@@ -5,7 +5,7 @@ import { ApiError, signIn } from "./api";
 import { toCsv, download } from "./csv";
 import { $, h, replace } from "./dom";
 import { longDay, parseDay } from "./format";
-import { keyMutations } from "./mutations";
+import { anomalyMutations, keyMutations } from "./mutations";
 import { type Scope, scopeOf } from "./scope";
 import { AnomaliesSection } from "./sections/anomalies";
 import { ComputeSection } from "./sections/compute";
@@ -47,14 +47,26 @@ class Dashboard {
 
   constructor(root: HTMLElement) {
     const keyName = (id: string) => this.keys.data?.keys.find((k) => k.id === id)?.name ?? null;
-    this.keys = new KeysSection({ raiseCap: (k) => this.capDialog.open(k), rotate: (k) => this.rotateDialog.open(k) });
-    this.llm = new LlmSection((selection) => this.openLog(selection));
-    this.anomalies = new AnomaliesSection({
-      keyName,
-      openLog: (a) => this.openLog({ date: a.date, model: null, provider: null, keyId: a.keyId }),
-      rotate: (id) => this.withKey(id, (k) => this.rotateDialog.open(k)),
-      raiseCap: (id) => this.withKey(id, (k) => this.capDialog.open(k)),
+    const changed = () => void this.reload(true);
+    this.keys = new KeysSection({
+      raiseCap: (k) => this.capDialog.open(k),
+      rotate: (k) => this.rotateDialog.open(k),
+      resume: (k) => anomalyMutations.resume(k.id).then(changed),
+      setLeakPolicy: (k, policy) => anomalyMutations.setLeakPolicy(k.id, policy).then(changed),
     });
+    this.llm = new LlmSection((selection) => this.openLog(selection));
+    this.anomalies = new AnomaliesSection(
+      {
+        keyName,
+        openLog: (a, byAgent) =>
+          this.openLog({ date: a.date, model: null, provider: null, keyId: a.keyId, agentId: byAgent ? a.agentId : null }),
+        rotate: (id) => this.withKey(id, (k) => this.rotateDialog.open(k)),
+        raiseCap: (id) => this.withKey(id, (k) => this.capDialog.open(k)),
+        lowerCap: (id, cents) => this.withKey(id, (k) => this.capDialog.open(k, cents)),
+        changed,
+      },
+      anomalyMutations,
+    );
     this.log = new RequestLogDialog(keyName);
     this.log.onClose = () => this.logClosed();
     this.rotateDialog.onDone = () => void this.reload(true);

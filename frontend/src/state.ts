@@ -1,7 +1,8 @@
 // What the page shows, kept in the URL so a view can be shared and the back button works:
 //   ?range=this-month|last-month|last-7-days|last-30-days  or  ?from=YYYY-MM-DD&to=YYYY-MM-DD
 //   &provider=openai&provider=anthropic  &key=<uuid>&key=<uuid>  &account=<uuid>
-//   &log=YYYY-MM-DD[&model=NAME][&logProvider=NAME][&logKey=<uuid>]   (the open drill-down)
+//   &log=YYYY-MM-DD[&model=NAME][&logProvider=NAME][&logKey=<uuid>][&logAgent=<uuid>]
+//   (the open drill-down)
 
 export type Preset = "this-month" | "last-month" | "last-7-days" | "last-30-days";
 export const PRESETS: { value: Preset; label: string }[] = [
@@ -16,6 +17,8 @@ export interface LogSelection {
   model: string | null;
   provider: string | null;
   keyId: string | null;
+  /** One agent's requests (an anomaly's "find the agent"); absent: every agent's. */
+  agentId?: string | null;
 }
 
 export interface ViewState {
@@ -137,6 +140,7 @@ export function fromSearch(search: string): ViewState {
       model: params.get("model") || null,
       provider: params.get("logProvider") || null,
       keyId: params.get("logKey") || null,
+      agentId: params.get("logAgent") || null,
     };
   }
   return state;
@@ -158,6 +162,7 @@ export function toSearch(state: ViewState): string {
     if (state.log.model) params.set("model", state.log.model);
     if (state.log.provider) params.set("logProvider", state.log.provider);
     if (state.log.keyId) params.set("logKey", state.log.keyId);
+    if (state.log.agentId) params.set("logAgent", state.log.agentId);
   }
   const text = params.toString();
   return text ? `?${text}` : "";

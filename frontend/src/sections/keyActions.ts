@@ -127,10 +127,18 @@ export class RaiseCapDialog {
     ({ el: this.el, body: this.body, heading: this.heading } = dialogShell("cap-dialog", "Raise spend cap"));
   }
 
-  open(key: KeySummary): void {
-    this.heading.textContent = `${key.spendCapCents === null ? "Set" : "Raise"} the monthly cap of “${key.name}”`;
+  /**
+   * Raise (or set) the cap, prefilled above it; or, with `lowerTo` (a runaway day's action),
+   * lower it, prefilled with that amount of cents (what the key has spent, never above its cap).
+   */
+  open(key: KeySummary, lowerTo: number | null = null): void {
+    const lowering = lowerTo !== null;
+    this.heading.textContent = lowering
+      ? `Lower the monthly cap of “${key.name}”`
+      : `${key.spendCapCents === null ? "Set" : "Raise"} the monthly cap of “${key.name}”`;
     const current = key.spendCapCents;
-    const suggested = current === null ? Math.max(key.accruedCents * 2, 10_000) : Math.max(current * 1.5, key.accruedCents * 1.25);
+    const raised = current === null ? Math.max(key.accruedCents * 2, 10_000) : Math.max(current * 1.5, key.accruedCents * 1.25);
+    const prefill = lowerTo !== null ? (lowerTo / 100).toFixed(2) : (Math.ceil(raised / 100 / 10) * 10).toFixed(2);
     const input = h("input", {
       type: "number",
       id: "cap-dollars",
@@ -138,7 +146,7 @@ export class RaiseCapDialog {
       step: "0.01",
       inputmode: "decimal",
       required: true,
-      value: (Math.ceil(suggested / 100 / 10) * 10).toFixed(2),
+      value: prefill,
       "aria-describedby": "cap-help",
     });
     const problem = h("p", { className: "field-error", role: "alert" });
@@ -157,7 +165,12 @@ export class RaiseCapDialog {
       ),
       h("label", { for: "cap-dollars" }, "New monthly cap (USD)"),
       h("div", { className: "money-input" }, h("span", { "aria-hidden": "true" }, "$"), input),
-      h("p", { className: "hint", id: "cap-help" }, "Applies to this calendar month (UTC) and the months after. Requests that would pass the cap are refused with spend_cap_exceeded."),
+      h(
+        "p",
+        { className: "hint", id: "cap-help" },
+        lowering ? "A cap at what the key has spent stops it spending more this month: a loop is refused from its next request. " : "",
+        "Applies to this calendar month (UTC) and the months after. Requests that would pass the cap are refused with spend_cap_exceeded.",
+      ),
       problem,
       h("div", { className: "dialog-actions" }, cancel, confirm),
     );
@@ -169,7 +182,8 @@ export class RaiseCapDialog {
         return;
       }
       const cents = Math.round(dollars * 100);
-      if (current !== null && cents < current && !window.confirm("This lowers the cap. Requests may start being refused. Continue?")) return;
+      // Lowering by surprise (from "Raise cap") asks first; "Lower cap" was asked for.
+      if (!lowering && current !== null && cents < current && !window.confirm("This lowers the cap. Requests may start being refused. Continue?")) return;
       confirm.disabled = true;
       problem.textContent = "";
       try {

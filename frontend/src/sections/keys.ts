@@ -3,7 +3,7 @@
 import { execute } from "../api";
 import { h, replace } from "../dom";
 import { count, exactMoney, money, percent, toMicros } from "../format";
-import { KeyCardsDocument, type KeyCardsQuery } from "../generated/graphql";
+import { KeyCardsDocument, type KeyCardsQuery, type LeakPolicy } from "../generated/graphql";
 import type { Scope } from "../scope";
 import { empty, section, setState } from "../ui";
 import { LoadedSection } from "./lifecycle";
@@ -44,7 +44,16 @@ export interface KeyActions {
   raiseCap(key: VirtualKey): void;
   rotate(key: VirtualKey): void;
   openKeyLog?(key: VirtualKey): void;
+  /** A suspended key (by hand or by its leak policy) works again. */
+  resume(key: VirtualKey): Promise<void>;
+  setLeakPolicy(key: VirtualKey, policy: LeakPolicy): Promise<void>;
 }
+
+export const LEAK_POLICY_LABELS: Record<LeakPolicy, string> = {
+  NOTIFY: "Alert only",
+  SUSPEND: "Suspend the key",
+  LOWER_CAP: "Lower its cap to what it spent",
+};
 
 export class KeysSection extends LoadedSection<KeysData> {
   constructor(private readonly actions: KeyActions) {
@@ -79,7 +88,7 @@ export class KeysSection extends LoadedSection<KeysData> {
       .map((key) => ({ key, periodMicros: spent.get(key.id)?.micros ?? 0, periodRequests: spent.get(key.id)?.requests ?? 0 }))
       .sort(
         (a, b) =>
-          Number(a.key.status !== "active") - Number(b.key.status !== "active") ||
+          Number(a.key.status === "revoked") - Number(b.key.status === "revoked") ||
           (b.key.percentUsed ?? -1) - (a.key.percentUsed ?? -1) ||
           b.key.accruedCents - a.key.accruedCents ||
           a.key.name.localeCompare(b.key.name),
@@ -108,7 +117,8 @@ export class KeysSection extends LoadedSection<KeysData> {
 
   private card({ key, periodMicros, periodRequests }: KeyCard, periodLabel: string): HTMLElement {
     const level = capLevel(key.percentUsed);
-    const revoked = key.status !== "active";
+    const revoked = key.status === "revoked";
+    const suspended = key.status === "suspended";
     const pct = key.percentUsed;
     const bar =
       pct === null
@@ -144,8 +154,9 @@ export class KeysSection extends LoadedSection<KeysData> {
         { className: "key-head" },
         h("h3", null, key.name),
         h("span", { className: "badge" }, key.provider ?? "any provider"),
-        revoked ? h("span", { className: "badge badge-muted" }, key.status) : null,
+        revoked || suspended ? h("span", { className: `badge badge-muted key-status-${key.status}` }, key.status) : null,
       ),
+      suspended ? h("p", { className: "key-suspended", role: "note" }, key.suspendedReason ?? "This key is suspended: its requests are refused.") : null,
       key.secretPrefix ? h("p", { className: "key-prefix" }, h("code", null, `${key.secretPrefix}…`)) : null,
       h(
         "dl",
@@ -172,14 +183,57 @@ export class KeysSection extends LoadedSection<KeysData> {
         " · ",
         h("span", { className: "period-requests", "data-count": periodRequests }, `${count(periodRequests)} request${periodRequests === 1 ? "" : "s"}`),
       ),
+      revoked ? null : this.leakPolicy(key),
       revoked
         ? null
         : h(
             "div",
             { className: "key-actions" },
+            suspended ? this.resumeButton(key) : null,
             h("button", { type: "button", className: "button button-small", onclick: () => this.actions.raiseCap(key) }, key.spendCapCents === null ? "Set cap" : "Raise cap", h("span", { className: "visually-hidden" }, ` of ${key.name}`)),
             h("button", { type: "button", className: "button button-small button-quiet", onclick: () => this.actions.rotate(key) }, "Rotate", h("span", { className: "visually-hidden" }, ` ${key.name}`)),
           ),
     );
+  }
+
+  private resumeButton(key: VirtualKey): HTMLElement {
+    const button = h("button", { type: "button", className: "button button-small", "data-action": "resume" }, "Resume", h("span", { className: "visually-hidden" }, ` ${key.name}`));
+    button.addEventListener("click", () => {
+      button.disabled = true;
+      this.actions.resume(key).catch(() => {
+        button.disabled = false;
+      });
+    });
+    return button;
+  }
+
+  /** What a spike on this key does: a small select, saved on change. */
+  private leakPolicy(key: VirtualKey): HTMLElement {
+    const id = `leak-policy-${key.id}`;
+    const select = h(
+      "select",
+      { id, className: "leak-policy", "data-key-id": key.id },
+      (Object.keys(LEAK_POLICY_LABELS) as LeakPolicy[]).map((policy) =>
+        h("option", { value: policy, selected: policy === key.leakPolicy }, LEAK_POLICY_LABELS[policy]),
+      ),
+    );
+    const status = h("span", { className: "hint leak-policy-status", role: "status" });
+    select.addEventListener("change", () => {
+      const chosen = select.value as LeakPolicy;
+      select.disabled = true;
+      status.textContent = "Saving…";
+      this.actions.setLeakPolicy(key, chosen).then(
+        () => {
+          select.disabled = false;
+          status.textContent = "Saved";
+        },
+        (error: unknown) => {
+          select.disabled = false;
+          select.value = key.leakPolicy;
+          status.textContent = error instanceof Error ? error.message : "Not saved";
+        },
+      );
+    });
+    return h("p", { className: "key-leak-policy" }, h("label", { for: id }, "On a spike (leak?): "), select, " ", status);
   }
 }

@@ -65,7 +65,8 @@ export class RequestLogDialog {
       this.selection.date === selection.date &&
       this.selection.model === selection.model &&
       this.selection.provider === selection.provider &&
-      this.selection.keyId === selection.keyId;
+      this.selection.keyId === selection.keyId &&
+      (this.selection.agentId ?? null) === (selection.agentId ?? null);
     if (same && this.el.open) return;
     this.selection = selection;
     this.scope = scope;
@@ -109,6 +110,7 @@ export class RequestLogDialog {
             date: selection.date,
             accountId: scope.accountId,
             keyIds: this.keysInView(),
+            agentId: selection.agentId ?? null,
             provider,
             model: selection.model,
             after: this.cursors[this.page] ?? null,
@@ -134,6 +136,9 @@ export class RequestLogDialog {
       h("div", null, h("dt", null, "Total cost"), h("dd", { className: "log-total", "data-cents": page.totalCents }, exactMoney(page.totalCents))),
       h("div", null, h("dt", null, "Model"), h("dd", null, selection.model ? `${selection.model}${provider ? ` (${provider})` : ""}` : "All models")),
       h("div", null, h("dt", null, "Keys"), h("dd", null, keys ? keys.map((k) => this.keyName(k) ?? k.slice(0, 8)).join(", ") : "All keys")),
+      selection.agentId
+        ? h("div", null, h("dt", null, "Agent"), h("dd", { className: "log-agent" }, agents.get(selection.agentId) ?? selection.agentId.slice(0, 8)))
+        : null,
     );
     const rows = page.edges.map(({ node }) =>
       h(
