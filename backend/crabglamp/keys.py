@@ -76,7 +76,9 @@ _VIEW_COLUMNS = [_keys.c[name] for name in KeyView.__dataclass_fields__]
 
 
 def _view(row: Any) -> KeyView:
-    values = row._mapping
+    values = dict(row._mapping)
+    if values["suspended_at"] is not None:
+        values["suspended_at"] = as_utc(values["suspended_at"])  # SQLite keeps no zone
     return KeyView(**{name: values[name] for name in KeyView.__dataclass_fields__})
 
 

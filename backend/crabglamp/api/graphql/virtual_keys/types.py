@@ -11,6 +11,7 @@ import strawberry
 from crabglamp.api.graphql.context import Info
 from crabglamp.models import VirtualKey
 from crabglamp.money import micros_to_cents
+from crabglamp.periods import as_utc
 
 if TYPE_CHECKING:
     from crabglamp.api.graphql.accounts.types import AccountType
@@ -83,7 +84,8 @@ class VirtualKeyType:
 
     @strawberry.field(description="Since when the key is suspended; null unless suspended.")
     def suspended_at(self) -> datetime | None:
-        return self.key.suspended_at
+        moment = self.key.suspended_at
+        return None if moment is None else as_utc(moment)
 
     @strawberry.field(description="Why the key is suspended, as the proxy's refusal says it.")
     def suspended_reason(self) -> str | None:
