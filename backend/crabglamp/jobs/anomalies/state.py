@@ -29,6 +29,7 @@ from crabglamp.jobs.anomalies.store import from_row, store_new
 from crabglamp.jobs.anomalies.wording import dollars
 from crabglamp.models import AnomalyRecord, VirtualKey
 from crabglamp.periods import iter_days, month_period
+from crabglamp.proxy.ledger import month_spend
 from crabglamp.settings import Thresholds
 from crabglamp.usage.spend import spend_of_keys
 
@@ -258,7 +259,12 @@ async def apply_leak_policies(
                 policy_previous_cap_micros=cap,
             )
         elif policy == "lower_cap":
-            lowered = spent[key_id] if cap is None else min(cap, spent[key_id])
+            # What the proxy's admission counts (its ledger: spent and reserved) may lag what
+            # was recorded another way (an import); the lower of the two refuses the next
+            # request either way.
+            ledger = await month_spend(conn, key_id, date(now.year, now.month, 1))
+            lowered = min(spent[key_id], ledger.spent_micros + ledger.reserved_micros)
+            lowered = lowered if cap is None else min(cap, lowered)
             await keys.set_spend_cap(conn, key_id, lowered)
             changed[anomaly.id] = await _set(
                 conn,
