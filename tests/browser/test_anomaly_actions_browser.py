@@ -81,6 +81,8 @@ def test_each_kind_offers_the_actions_its_suggestion_names(
     assert _actions(_item(page, trajectory))[:2] == ["raise-cap", "find-agent"]
     for anomaly in (spike, trajectory):
         assert {"acknowledge", "dismiss"} <= set(_actions(_item(page, anomaly)))
+    # The leak's anomaly names the key's leak policy, here the default.
+    expect(_item(page, spike).locator(".anomaly-policy")).to_contain_text("alert only")
 
     # "Find the agent": the day's log of that key and agent.
     _item(page, trajectory).get_by_role("button", name=re.compile("^Find the agent")).click()
@@ -261,9 +263,10 @@ def test_a_suspend_leak_policy_suspends_the_key_within_seconds_and_is_undone(
     for _ in range(30):
         page.reload()
         page.wait_for_selector("#anomalies[data-state=ready]")
-        if item.count() and item.locator(".anomaly-policy").count():
+        if item.count() and item.locator(".anomaly-policy[data-policy-action]").count():
             break
         page.wait_for_timeout(1000)
+    expect(item.locator(".anomaly-policy")).to_have_attribute("data-policy-action", "SUSPENDED")
     expect(item.locator(".anomaly-policy")).to_contain_text("suspended automatically")
     expect(item.locator(".anomaly-now .badge")).to_have_text("suspended")
     expect(card.locator(".key-status-suspended")).to_be_visible()

@@ -8,6 +8,7 @@ import { longDay, money, percent, timestamp } from "../format";
 import { AnomaliesDocument, type AnomaliesQuery, type AnomalyKind, type AnomalyResolution, type LeakPolicy } from "../generated/graphql";
 import type { Scope } from "../scope";
 import { empty, messageOf, section, setState } from "../ui";
+import { LEAK_POLICY_LABELS } from "./keys";
 import { LoadedSection } from "./lifecycle";
 
 export type Anomaly = AnomaliesQuery["anomalies"][number];
@@ -247,7 +248,16 @@ export class AnomaliesSection extends LoadedSection<Anomaly[]> {
 
   private policyLine(anomaly: Anomaly, mayAct: boolean, problem: HTMLElement): HTMLElement | null {
     const policy = anomaly.policyAction;
-    if (!policy) return null;
+    if (!policy) {
+      // A leak's anomaly says what the key's policy is, even when it only alerted.
+      if (anomaly.kind !== "SPIKE_ON_QUIET_KEY" || !anomaly.key) return null;
+      return h(
+        "p",
+        { className: "anomaly-policy", "data-leak-policy": anomaly.key.leakPolicy },
+        h("strong", null, "Leak policy: "),
+        `${LEAK_POLICY_LABELS[anomaly.key.leakPolicy].toLowerCase()} (chosen on the key's card).`,
+      );
+    }
     const undo =
       mayAct && policy.revertedAt === null && anomaly.keyId
         ? h(
