@@ -10,7 +10,6 @@ caller's business (crabglamp.access.administers).
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -336,8 +335,3 @@ async def key_resumed(
         )
     ]
     return [await _set(conn, i, policy_reverted_at=now, policy_reverted_by=by) for i in ids]
-
-
-def with_state(anomaly: Anomaly, stored: Anomaly | None) -> Anomaly:
-    """A found anomaly with the state of its stored twin, if any."""
-    return anomaly if stored is None else dataclasses.replace(anomaly, state=stored.state)
