@@ -279,3 +279,10 @@ def test_a_suspend_leak_policy_suspends_the_key_within_seconds_and_is_undone(
     assert [(k["status"], k["leakPolicy"]) for k in keys if k["id"] == key_id] == [
         ("active", "SUSPEND")
     ]
+
+    # Suspending by hand, from the anomaly, resolves it as suspended.
+    page.once("dialog", lambda dialog: dialog.accept())
+    item.get_by_role("button", name=re.compile("^Suspend key")).click()
+    expect(item).to_have_attribute("data-anomaly-state", "resolved")
+    expect(item.locator(".anomaly-status")).to_contain_text("key suspended by user_demo_alice")
+    expect(card.locator(".key-status-suspended")).to_be_visible()
