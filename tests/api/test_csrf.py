@@ -56,9 +56,7 @@ def _promotion(world: World) -> bytes:
 async def _mallory_is_member(engine: AsyncEngine) -> bool:
     members = table_of(Member)
     async with read_transaction(engine) as conn:
-        found = await conn.execute(
-            select(func.count()).where(members.c.user_id == "user_mallory")
-        )
+        found = await conn.execute(select(func.count()).where(members.c.user_id == "user_mallory"))
         return bool(found.scalar_one())
 
 
