@@ -73,9 +73,10 @@ def estimate(exchange: Exchange, prices: PriceBook, default_max_output_tokens: i
         raise Refusal(404, "model_not_found", str(exc), param="model") from None
 
 
-# No model writes more than a few hundred thousand tokens in one answer; the bound keeps the
-# estimate (tokens x price x n) far inside the 64-bit micro-cents of a reservation.
-MAX_OUTPUT_TOKENS = 10_000_000
+# No model writes more than a few hundred thousand tokens in one answer, but clients send large
+# values to mean "no limit" (and meet the cap, a 429). A billion keeps the estimate (tokens x n x
+# the dearest price per token) far inside the 64-bit micro-cents of a reservation.
+MAX_OUTPUT_TOKENS = 1_000_000_000
 
 
 def max_output(payload: dict[str, Any], default: int) -> int:
