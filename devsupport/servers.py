@@ -49,6 +49,9 @@ def uvicorn_app(
         str(port),
         "--log-level",
         "warning",
+        # As `crabglamp serve` (crabglamp.cli.KEEP_ALIVE_SECONDS; a test keeps them equal).
+        "--timeout-keep-alive",
+        "75",
     ]
     if not access_log:
         command.append("--no-access-log")

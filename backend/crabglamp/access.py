@@ -80,6 +80,22 @@ async def administers(conn: AsyncConnection, caller: Caller, account_id: uuid.UU
     return role == "admin"
 
 
+async def administers_any(conn: AsyncConnection, caller: Caller) -> bool:
+    """Whether the caller administers at least one account (the rules of `administers`): one
+    that administers none can write nothing, which `POST /api/events` knows before it parses."""
+    if caller.is_platform_admin:
+        return True
+    conditions = [_accounts.c.owner_user_id == caller.user_id]
+    if caller.org_id and caller.org_role in {"admin", "org:admin"}:
+        conditions.append(_accounts.c.clerk_org_id == caller.org_id)
+    admin_of = select(_members.c.account_id).where(
+        _members.c.user_id == caller.user_id, _members.c.role == "admin"
+    )
+    conditions.append(_accounts.c.id.in_(admin_of))
+    found = (await conn.execute(select(_accounts.c.id).where(or_(*conditions)).limit(1))).first()
+    return found is not None
+
+
 async def default_account_id(conn: AsyncConnection, caller: Caller) -> uuid.UUID | None:
     """The active organisation's account, else the caller's personal account, else the first
     account it is a member of."""

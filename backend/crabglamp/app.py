@@ -71,7 +71,7 @@ def _routes(settings: Settings, proxy: ProxySlot) -> list[BaseRoute]:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", GraphQLView(settings)),
         *rest_routes(),
-        *proxy_routes(proxy),
+        *proxy_routes(proxy, settings.metrics_token, production=settings.production),
         # Development sign-in with locally signed tokens; never mounted in production.
         *([] if settings.production else _dev_routes()),
         # `/`, the dashboard SPA and the docs; last, so the API's paths win.

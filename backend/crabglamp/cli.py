@@ -14,6 +14,13 @@ from pathlib import Path
 
 from crabglamp.settings import Settings
 
+# How long an idle keep-alive connection stays open. uvicorn's default, 5 s, is no longer than
+# the idle expiry of common clients' pools (httpx 5 s, aiohttp 15 s; load balancers commonly
+# 60 s): such a client reuses a connection just as the server closes it, and its request fails
+# with a reset. 75 s outlasts them, so the client lets go of an idle connection first. (Browsers
+# keep theirs longer still, but retry a request that fails on a reused connection.)
+KEEP_ALIVE_SECONDS = 75
+
 
 def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
@@ -143,6 +150,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         # loop and HTTP parser stay on "auto": uvloop and httptools, both dependencies.
         access_log=False,
         proxy_headers=True,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     with _metrics_across_workers(workers):
         if workers == 1:

@@ -36,7 +36,10 @@ _agents = table_of(Agent)
 PROVIDER_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_NAME_LENGTH = 200
 # $10 million a month: far above any real cap, far below overflowing a 64-bit sum.
-MAX_SPEND_CAP_MICROS = 1_000_000_000 * 1_000_000
+MAX_SPEND_CAP_CENTS = 1_000_000_000
+MAX_SPEND_CAP_MICROS = MAX_SPEND_CAP_CENTS * 1_000_000
+# The allowed caps, in the units customers set them in.
+SPEND_CAP_RANGE = "from 0 to 1,000,000,000 cents ($10,000,000)"
 MAX_GRACE = timedelta(days=30)
 # What a spike on a quiet key does beyond the alert (jobs/anomalies/state.py applies it).
 LEAK_POLICIES = ("notify", "suspend", "lower_cap")
@@ -144,9 +147,11 @@ def check_spend_cap(cap_micros: int | None) -> InvalidKeyInput | None:
     if cap_micros is None:
         return None
     if cap_micros < 0:
-        return _invalid("spendCapCents", "a spend cap cannot be negative")
+        return _invalid("spendCapCents", f"a spend cap cannot be negative: {SPEND_CAP_RANGE}")
     if cap_micros > MAX_SPEND_CAP_MICROS:
-        return _invalid("spendCapCents", "a spend cap cannot exceed 1,000,000,000 cents")
+        return _invalid(
+            "spendCapCents", f"a spend cap cannot exceed 1,000,000,000 cents: {SPEND_CAP_RANGE}"
+        )
     return None
 
 

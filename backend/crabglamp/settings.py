@@ -174,6 +174,11 @@ class Settings:
     watch_interval_seconds: float = field(
         default=5.0, metadata=_env("CRABGLAMP_WATCH_INTERVAL_SECONDS")
     )
+    # The bearer token Prometheus sends to scrape `/metrics`. Production refuses every scrape
+    # without it (unset: /metrics is closed); development leaves /metrics open unless it is set.
+    metrics_token: str | None = field(
+        default=None, metadata=_env("CRABGLAMP_METRICS_TOKEN", _stripped)
+    )
     thresholds: Thresholds = field(default_factory=Thresholds)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)

@@ -140,6 +140,11 @@ class Authenticator:
     def configured(self) -> bool:
         return self._jwt_key is not None
 
+    @property
+    def public_origins(self) -> tuple[str, ...]:
+        """The origins our session tokens are issued for (azp): where the dashboard is served."""
+        return self._parties
+
     def authenticate(self, request: Request) -> Caller:
         """The caller of a request: `Authorization: Bearer` first, else the `__session` cookie."""
         header = request.headers.get("authorization")

@@ -322,11 +322,16 @@ _DOCUMENT: Final[dict[str, Any]] = {
                     },
                     "401": _error("No valid session token."),
                     "403": _error(
-                        "A line for an account the caller does not administer, or "
-                        "prices from someone other than a platform admin."
+                        "A line for an account the caller does not administer, prices from "
+                        "someone other than a platform admin, a caller who administers no "
+                        "account (`forbidden`), or a request signed in by the __session cookie "
+                        "from another origin (`cross_site_request`)."
                     ),
-                    "413": _error("The body is larger than a bundle posted at once may be."),
-                    "415": _error("Not a JSON Lines body."),
+                    "413": _error("The body is larger than a bundle posted at once (32 MiB)."),
+                    "415": _error(
+                        "Not a JSON Lines body; signed in by the cookie, only "
+                        "application/x-ndjson, application/jsonl or application/json."
+                    ),
                 },
             }
         },

@@ -3,9 +3,11 @@ chosen, and its most possible cost reserved against the key's monthly cap (caps.
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+import orjson
 
 from crabglamp.key_secrets import MalformedSecret, check_format, hash_secret
 from crabglamp.proxy._asgi import ClientGone, Receive, Scope
@@ -16,6 +18,29 @@ from crabglamp.proxy.reservation import CapExceeded, KeyRefused
 
 if TYPE_CHECKING:
     from crabglamp.proxy.runtime import Proxy
+
+
+# Far deeper than any request (a structured-output schema nests a few dozen levels at most), and
+# shallow enough that the streaming path's json.dumps of the payload stays far from Python's
+# recursion limit.
+MAX_NESTING = 128
+
+
+def nests_deeper(value: object, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (iterative: no recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -63,13 +88,20 @@ async def admit(proxy: Proxy, exchange: Exchange, scope: Scope) -> None:
     exchange.facts = await proxy.key_cache.facts(secret, exchange.secret_hash)
     del secret
     try:
-        payload = json.loads(exchange.body)
-    except (ValueError, UnicodeDecodeError):
+        # orjson refuses nesting past 1,024 levels (json.loads: a RecursionError), lone
+        # surrogates, NaN and Infinity, none of which a provider would take either.
+        payload = orjson.loads(exchange.body)
+    except orjson.JSONDecodeError:
         raise bad(
             "We could not parse the JSON body of your request.", code="invalid_json"
         ) from None
     if not isinstance(payload, dict):
         raise bad("The request body must be a JSON object.", code="invalid_json")
+    if nests_deeper(payload, MAX_NESTING):
+        raise bad(
+            f"The JSON body of your request nests deeper than {MAX_NESTING} levels.",
+            code="invalid_json",
+        )
     exchange.payload = payload
     model = payload.get("model")
     if not isinstance(model, str) or not model:

@@ -73,13 +73,23 @@ def estimate(exchange: Exchange, prices: PriceBook, default_max_output_tokens: i
         raise Refusal(404, "model_not_found", str(exc), param="model") from None
 
 
+# No model writes more than a few hundred thousand tokens in one answer, but clients send large
+# values to mean "no limit" (and meet the cap, a 429). A billion keeps the estimate (tokens x n x
+# the dearest price per token) far inside the 64-bit micro-cents of a reservation.
+MAX_OUTPUT_TOKENS = 1_000_000_000
+
+
 def max_output(payload: dict[str, Any], default: int) -> int:
     for name in ("max_completion_tokens", "max_tokens"):
         value = payload.get(name)
         if value is None:
             continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise bad(f"{name} must be a positive integer.", param=name)
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 1 <= value <= MAX_OUTPUT_TOKENS
+        ):
+            raise bad(f"{name} must be an integer from 1 to {MAX_OUTPUT_TOKENS:,}.", param=name)
         return value
     # Unknown: a request may then overshoot its reservation, by at most its own cost.
     return default

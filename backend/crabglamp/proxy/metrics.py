@@ -8,6 +8,7 @@ Without the variable (one process, the tests) each `Metrics` keeps its figures i
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -124,22 +125,68 @@ class Metrics:
 
 
 class MetricsEndpoint:
-    """The ASGI endpoint of `/metrics` (plain ASGI: nothing here needs a framework)."""
+    """The ASGI endpoint of `/metrics` (plain ASGI: nothing here needs a framework).
 
-    def __init__(self, find: Callable[[dict[str, Any]], Metrics | None]) -> None:
+    With a `token`, a scrape must send `Authorization: Bearer <token>`; `closed` (production
+    without a token) refuses every scrape: the figures name routes, models and refusal codes,
+    which are nobody's business who merely reaches the port.
+    """
+
+    def __init__(
+        self,
+        find: Callable[[dict[str, Any]], Metrics | None],
+        token: str | None = None,
+        closed: bool = False,
+    ) -> None:
         self._find = find
+        self._token = token.encode("utf-8") if token else None
+        self._closed = closed and token is None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            status, message = refusal
+            await _send_text(
+                send, status, message.encode("utf-8"), [(b"www-authenticate", b"Bearer")]
+            )
+            return
         metrics = self._find(scope)
         body = (metrics.render() if metrics is not None else "").encode("utf-8")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode("ascii")),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_text(send, 200, body, [], b"text/plain; version=0.0.4; charset=utf-8")
+
+    def _refusal(self, scope: dict[str, Any]) -> tuple[int, str] | None:
+        if self._closed:
+            return 403, "/metrics is closed: set CRABGLAMP_METRICS_TOKEN and scrape with it\n"
+        if self._token is None:
+            return None
+        sent = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, credentials = bytes(value).partition(b" ")
+                if scheme.lower() == b"bearer":
+                    sent = credentials.strip()
+        # In constant time: the comparison tells nothing of how much of a guess was right.
+        if not hmac.compare_digest(sent, self._token):
+            return 401, "/metrics needs 'Authorization: Bearer <CRABGLAMP_METRICS_TOKEN>'\n"
+        return None
+
+
+async def _send_text(
+    send: Any,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]],
+    content_type: bytes = b"text/plain; charset=utf-8",
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode("ascii")),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -35,7 +35,12 @@ class ProxyEndpoint:
         await proxy.handle(self.route, scope, receive, send)
 
 
-def proxy_routes(slot: ProxySlot) -> list[BaseRoute]:
+def proxy_routes(
+    slot: ProxySlot, metrics_token: str | None = None, production: bool = False
+) -> list[BaseRoute]:
+    """`metrics_token`: what a scrape of /metrics must send as its bearer token; in
+    `production` without one, /metrics is closed."""
+
     def find_metrics(_scope: Scope) -> Metrics | None:
         return slot.proxy.metrics if slot.proxy is not None else None
 
@@ -44,5 +49,9 @@ def proxy_routes(slot: ProxySlot) -> list[BaseRoute]:
             Route(path, ProxyEndpoint(route, slot), methods=["POST"])
             for route, path in ROUTES.items()
         ),
-        Route("/metrics", MetricsEndpoint(find_metrics), methods=["GET"]),
+        Route(
+            "/metrics",
+            MetricsEndpoint(find_metrics, metrics_token, closed=production),
+            methods=["GET"],
+        ),
     ]

@@ -56,6 +56,14 @@ class UsageFilter:
     admin: bool = False
 
 
+def check_name(value: str | None, parameter: str) -> None:
+    """A name compared with stored text: PostgreSQL's text holds no NUL character (a query with
+    one fails), and no name in our tables has one, so it is the caller's mistake, on both engines.
+    """
+    if value is not None and "\x00" in value:
+        raise FilterError(parameter, f"{parameter} must not contain a NUL character")
+
+
 def parse_uuid(value: str, parameter: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
@@ -178,6 +186,12 @@ async def resolve(
     now: datetime | None = None,
 ) -> UsageQuery:
     """The authorised query for a filter; raises FilterError (400) or AccessDenied (403)."""
+    for parameter, name in (
+        ("provider", wanted.provider),
+        ("model", wanted.model),
+        ("voiceModel", wanted.voice_model),
+    ):
+        check_name(name, parameter)
     period = period_of(wanted.month, wanted.date_from, wanted.date_to, now)
     account_ids = await scope.accounts(conn, wanted.account_id, wanted.admin)
     await check_owned(conn, account_ids, wanted.agent_id, wanted.key_ids)

@@ -6,6 +6,7 @@ invoice); accounts and the request log extend them. Mutations are registered in 
 
 from __future__ import annotations
 
+import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -56,8 +57,26 @@ if Mutation is not None:
     )
 
 
+# graphql-core's "Did you mean 'accounts' or 'account'?" (fields, arguments, types, enum values,
+# input fields): it spells out the schema that production keeps to itself (no introspection).
+# Its form (graphql/pyutils/did_you_mean.py): " Did you mean [the enum value ]'a', 'b', or 'c'?",
+# at the end of a message or before "Found: …"; names never hold a quote.
+_SUGGESTION = re.compile(r" Did you mean (?:the enum value )?'[^']*'(?:,? (?:or )?'[^']*')*\?")
+
+
+def without_suggestion(message: str) -> str:
+    return _SUGGESTION.sub("", message)
+
+
 class Schema(strawberry.Schema):
+    # Production: errors name what is wrong, never what exists instead (see _SUGGESTION).
+    hide_suggestions = False
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        if self.hide_suggestions:
+            # Strawberry calls this before it formats the result: the answer sees the change.
+            for error in errors:
+                error.message = without_suggestion(error.message)
         # Log bugs only: a refused or malformed request is the caller's business, not ours.
         unexpected = [error for error in errors if not is_expected(error)]
         if unexpected:
@@ -69,13 +88,15 @@ def build_schema(production: bool = False) -> Schema:
     extensions: list[Any] = limit_extensions()
     if production:
         extensions += [DisableIntrospection, partial(MaskErrors, should_mask_error=_should_mask)]
-    return Schema(
+    built = Schema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
         # Operation batching stays off (the default): one operation per request.
         config=StrawberryConfig(scalar_map=SCALARS),
     )
+    built.hide_suggestions = production
+    return built
 
 
 def _should_mask(error: Any) -> bool:

@@ -4,6 +4,10 @@ Strawberry's view answers `application/json` only. A client that accepts
 `application/graphql-response+json` gets that media type, and then a request error (a document
 that does not parse or validate, variables that do not coerce) is a 400 without `data`, as the
 GraphQL-over-HTTP specification asks; `application/json` clients keep the legacy 200.
+
+Before GraphQL runs: a body (or a GET's query string) over MAX_BODY_BYTES is a 413, counted while
+it arrives; a POST signed in by the session cookie must be same-origin JSON (api/csrf.py); a body
+that is not a JSON object is a 400. Mutations never run on GET (Strawberry refuses them).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 from typing import Any, Final
 
 import orjson
-from cross_web import HTTPException
+from cross_web import HTTPException, StarletteRequestAdapter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -21,6 +25,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from crabglamp.api.auth import AuthError, auth_error_response
+from crabglamp.api.csrf import JSON_MEDIA_TYPES, cookie_write_refusal
 from crabglamp.api.graphql.context import Context, make_context
 from crabglamp.api.graphql.schema import build_schema
 from crabglamp.api.services import services
@@ -28,6 +33,10 @@ from crabglamp.settings import Settings
 
 GRAPHQL_RESPONSE_JSON: Final = "application/graphql-response+json"
 APPLICATION_JSON: Final = "application/json"
+# The largest request a client has reason to send: a document is at most 2,000 tokens
+# (extensions/limits.py MAX_TOKENS), the dashboard's largest is under 2 KiB, and variables are
+# ids, dates and a few names. 256 KiB is a hundred times that, and parses in about a millisecond.
+MAX_BODY_BYTES: Final = 256 * 1024
 _STATE_CONTEXT: Final = "graphql_context"
 _STATE_SUB_RESPONSE: Final = "graphql_sub_response"
 
@@ -56,7 +65,41 @@ def _is_request_error(result: ExecutionResult) -> bool:
     )
 
 
+class BodyTooLarge(Exception):
+    """The request's body (or a GET's query string) exceeds MAX_BODY_BYTES."""
+
+
+class _LimitedRequestAdapter(StarletteRequestAdapter):
+    """Strawberry reads the body through this: counted while it arrives, refused past the limit
+    before anything of it is parsed (the Content-Length was checked before, when sent)."""
+
+    async def get_body(self) -> bytes:
+        body = bytearray()
+        async for chunk in self._request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise BodyTooLarge
+        return bytes(body)
+
+
+def http_error(status: int, code: str, message: str, media_type: str) -> Response:
+    """A refusal before GraphQL runs, in GraphQL's error shape (as Strawberry's own 400s)."""
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return Response(orjson.dumps(body), status_code=status, media_type=media_type)
+
+
+def _too_large(media_type: str) -> Response:
+    return http_error(
+        413,
+        "PAYLOAD_TOO_LARGE",
+        f"the request is larger than the limit of {MAX_BODY_BYTES // 1024} KiB",
+        media_type,
+    )
+
+
 class GraphQLView(GraphQL[Context, None]):
+    request_adapter_class = _LimitedRequestAdapter
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(
             build_schema(production=settings.production),
@@ -78,11 +121,11 @@ class GraphQLView(GraphQL[Context, None]):
             if self._wants_ide(request):
                 response = await self.render_graphql_ide(request)
             else:
-                # Verified before Strawberry sees the request: 401 is ours, not a GraphQL error.
-                request.state.caller = services(request).authenticator.authenticate(request)
-                response = await self.run(request)
+                response = await self._refusal(request, media_type) or await self._serve(request)
         except AuthError as exc:
             response = auth_error_response(exc)
+        except BodyTooLarge:
+            response = _too_large(media_type)
         except HTTPException as exc:
             response = Response(
                 json.dumps({"errors": [{"message": exc.reason}]}),
@@ -94,6 +137,27 @@ class GraphQLView(GraphQL[Context, None]):
             if context is not None:
                 await context.db.close()
         await response(scope, receive, send)
+
+    async def _refusal(self, request: Request, media_type: str) -> Response | None:
+        """What is refused from the headers alone, before the body is read."""
+        if request.method == "POST":
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                return _too_large(media_type)
+            # Queries too: which operation a body holds is known only once it is parsed.
+            refused = cookie_write_refusal(
+                request, services(request).authenticator.public_origins, JSON_MEDIA_TYPES
+            )
+            if refused is not None:
+                return http_error(refused.status, refused.code.upper(), refused.message, media_type)
+        elif len(request.scope.get("query_string", b"")) > MAX_BODY_BYTES:
+            return _too_large(media_type)
+        return None
+
+    async def _serve(self, request: Request) -> Response:
+        # Verified before Strawberry sees the request: 401 is ours, not a GraphQL error.
+        request.state.caller = services(request).authenticator.authenticate(request)
+        return await self.run(request)
 
     def _wants_ide(self, request: Request) -> bool:
         # The GraphiQL page is static; the queries it sends are authenticated like any other.
@@ -126,6 +190,17 @@ class GraphQLView(GraphQL[Context, None]):
             if sub_response.media_type == GRAPHQL_RESPONSE_JSON:
                 sub_response.status_code = 400
         return data
+
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson refuses what json.loads lets through to a 500 or to the database: nesting
+        # deeper than 1,024 (json.loads: RecursionError), lone surrogates, NaN and Infinity.
+        # Its JSONDecodeError is json's, which Strawberry turns into a 400.
+        value = orjson.loads(data)
+        # Bytes are the request's body (str a GET's `variables` or `extensions`, which
+        # Strawberry checks itself): a GraphQL request is an object (a list would be a batch).
+        if isinstance(data, bytes) and not isinstance(value, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return value
 
     def encode_json(self, data: object) -> bytes:
         # Strawberry's json.dumps(separators=(",", ":")) escapes non-ASCII as \\uXXXX; orjson

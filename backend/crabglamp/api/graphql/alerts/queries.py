@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 
+from crabglamp.access import administers
 from crabglamp.api.graphql.alerts.types import (
     AlertDeliveryStatus,
     AlertDeliveryType,
@@ -28,9 +29,16 @@ class AlertQueries:
         account_id: AccountIdArg = None,
     ) -> list[AlertEndpointType]:
         scope = await account_scope(info, optional_uuid(account_id, "accountId"))
+        caller = info.context.caller
         async with info.context.db.connection() as conn:
             found = await endpoints.endpoints_of(conn, scope or ())
-        return [AlertEndpointType(endpoint=e) for e in found]
+            # Members read an account's endpoints, but only its admins see their whole URLs.
+            admin_of = {
+                account_id
+                for account_id in {e.account_id for e in found}
+                if await administers(conn, caller, account_id)
+            }
+        return [AlertEndpointType(endpoint=e, admin=e.account_id in admin_of) for e in found]
 
     @strawberry.field(
         description="Alerts sent (or being sent) to the account's endpoints, newest first, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import strawberry
 
@@ -20,6 +21,21 @@ class AlertDeliveryStatus(enum.Enum):
     )
 
 
+def redacted_url(url: str) -> str:
+    """The URL's origin and '/…': which receiver, not how to post to it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "…"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if not parts.scheme or not host:
+        return "…"
+    return f"{parts.scheme}://{host}{'' if port is None else f':{port}'}/…"
+
+
 @strawberry.type(
     name="AlertEndpoint",
     description="A webhook of an account: every alert (a new anomaly, a key crossing 50, 80 or "
@@ -28,6 +44,8 @@ class AlertDeliveryStatus(enum.Enum):
 )
 class AlertEndpointType:
     endpoint: strawberry.Private[EndpointView]
+    # Whether the caller administers the endpoint's account (mutations are admins' only).
+    admin: strawberry.Private[bool] = True
 
     @strawberry.field(description="The endpoint's id.")
     def id(self) -> strawberry.ID:
@@ -37,9 +55,13 @@ class AlertEndpointType:
     def account_id(self) -> strawberry.ID:
         return strawberry.ID(str(self.endpoint.account_id))
 
-    @strawberry.field(description="Where alerts are POSTed.")
+    @strawberry.field(
+        description="Where alerts are POSTed. Only the account's admins see the whole URL; "
+        "other readers see its origin followed by '/…' (a webhook's path and query often carry "
+        "the receiver's secret), e.g. 'https://hooks.example.com/…'."
+    )
     def url(self) -> str:
-        return self.endpoint.url
+        return self.endpoint.url if self.admin else redacted_url(self.endpoint.url)
 
     @strawberry.field(description="What it is for, in the account's words.")
     def description(self) -> str:

@@ -210,9 +210,10 @@ def _problem(
 def _cap(cents: float | None) -> int | InvalidInputError | None:
     if cents is None:
         return None
-    if not math.isfinite(cents):
+    # Checked in cents first: far out of range (1e308) the conversion to micro-cents would fail.
+    if not math.isfinite(cents) or not 0 <= cents <= keys.MAX_SPEND_CAP_CENTS:
         return InvalidInputError(
-            message="spendCapCents must be a finite number",
+            message=f"spendCapCents must be {keys.SPEND_CAP_RANGE}, got {cents:g}",
             code="INVALID_INPUT",
             field="spendCapCents",
         )
