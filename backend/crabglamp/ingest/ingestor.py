@@ -34,6 +34,7 @@ from crabglamp.ingest.records import (
     VoiceRecord,
 )
 from crabglamp.models import ComputeInterval, LlmEvent, VoiceEvent
+from crabglamp.periods import utcnow
 from crabglamp.prices import PriceBook, default_price_book
 
 
@@ -76,12 +77,15 @@ class Ingestor:
         problems: list[RecordProblem] = []
         result = IngestResult()
         owners = await owners_of_batch(conn, self._committed, llm, voice, compute)
-        llm_batch = dedupe_batch(llm_rows(llm, owners, self.prices, problems), problems, result)
+        now = utcnow()  # the timestamps' bound (ingest/_validation.py), one clock per batch
+        llm_batch = dedupe_batch(
+            llm_rows(llm, owners, self.prices, problems, now), problems, result
+        )
         voice_batch = dedupe_batch(
-            voice_rows(voice, owners, self.prices, problems), problems, result
+            voice_rows(voice, owners, self.prices, problems, now), problems, result
         )
         compute_batch = dedupe_batch(
-            compute_rows(compute, owners, problems), problems, result, may_close=True
+            compute_rows(compute, owners, problems, now), problems, result, may_close=True
         )
         if problems:
             raise IngestError(problems)
