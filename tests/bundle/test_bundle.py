@@ -6,7 +6,7 @@ import io
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -287,6 +287,60 @@ MALFORMED = [
     ),
     pytest.param(
         _llm(model="no-such-model", costCents=None), "costCents", "no price", id="no-price"
+    ),
+    # Timestamps are bounded: a far-future row once stopped every account's alerts.
+    pytest.param(_llm(ts="9999-12-31T23:59:59Z"), "ts", "more than a day ahead", id="far-future"),
+    pytest.param(
+        _llm(ts=(datetime.now(UTC) + timedelta(days=2)).isoformat()),
+        "ts",
+        "more than a day ahead",
+        id="two-days-ahead",
+    ),
+    pytest.param(_llm(ts="1999-12-31T23:59:59Z"), "ts", "is before 2000-01-01", id="before-2000"),
+    pytest.param(
+        {**base()[10], "id": "evt-bad", "ts": "9999-01-01T00:00:00Z"},
+        "ts",
+        "more than a day ahead",
+        id="voice-far-future",
+    ),
+    pytest.param(
+        {**base()[11], "id": "evt-bad", "start": "1970-01-01T00:00:00Z"},
+        "start",
+        "is before 2000-01-01",
+        id="interval-before-2000",
+    ),
+    pytest.param(
+        {**base()[11], "id": "evt-bad", "end": "9999-12-31T00:00:00Z"},
+        "end",
+        "more than a day ahead",
+        id="interval-ends-far-ahead",
+    ),
+    # Text a database cannot keep, or that no real name needs.
+    pytest.param(
+        {"type": "agent", "id": uuid.uuid4(), "accountId": ACME, "name": "x\udc00"},
+        "name",
+        "lone surrogate",
+        id="lone-surrogate-name",
+    ),
+    pytest.param(
+        {"type": "agent", "id": uuid.uuid4(), "accountId": ACME, "name": "a\x00b"},
+        "name",
+        "must not contain NUL",
+        id="nul-in-name",
+    ),
+    pytest.param(_llm(id="evt\x00bad"), "id", "must not contain NUL", id="nul-in-event-id"),
+    pytest.param(
+        {"type": "agent", "id": uuid.uuid4(), "accountId": ACME, "name": "a" * 100_000},
+        "name",
+        "too long (100,000 characters; at most 200)",
+        id="huge-agent-name",
+    ),
+    pytest.param(_llm(id="e" * 201), "id", "at most 200", id="long-event-id"),
+    pytest.param(
+        {"type": "member", "accountId": ACME, "userId": "u" * 201, "role": "member"},
+        "userId",
+        "at most 200",
+        id="long-user-id",
     ),
 ]
 
