@@ -9,10 +9,10 @@ from __future__ import annotations
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from fractions import Fraction
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
