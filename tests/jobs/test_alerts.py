@@ -806,3 +806,38 @@ async def test_a_send_connects_to_the_address_it_checked(
     assert found[0].last_error == (
         "refused: the host rebind.crabglamp-customer.test resolves to a loopback address"
     )
+
+
+async def test_one_accounts_failing_bill_delays_no_one_elses_reports(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crabglamp.jobs import billing
+    from crabglamp.jobs.failures import FAILURES_METRIC, StepFailures
+    from crabglamp.proxy.metrics import Metrics
+    from crabglamp.settings import BillingSettings
+
+    ingestor = Ingestor(engine)
+    broken, (broken_key,) = await _account(engine, ("broken", None))
+    fine, (fine_key,) = await _account(engine, ("fine", None))
+    await ingestor.record(_spend(broken_key, NOW - timedelta(hours=1), 100))
+    await ingestor.record(_spend(fine_key, NOW - timedelta(hours=1), 100))
+    real_invoice = billing.invoice
+
+    async def invoice(conn: Any, query: Any, now: Any) -> Any:
+        if query.account_ids == (broken,):
+            raise OverflowError("date value out of range")
+        return await real_invoice(conn, query, now)
+
+    monkeypatch.setattr(billing, "invoice", invoice)
+    metrics = Metrics()
+    with receiver() as sink:
+        reporter = billing.BillingReporter(
+            engine, BillingSettings(sink_url=sink.url), failures=StepFailures(metrics)
+        )
+        try:
+            run = await reporter.run_once(NOW)
+        finally:
+            await reporter.close()
+    reported = {r["accountId"] for request in sink.ok() for r in request.json()["reports"]}
+    assert reported == {str(fine)} and run.error is None
+    assert metrics.value(FAILURES_METRIC, ("billing",)) == 1
