@@ -29,7 +29,12 @@ def test_the_names_are_the_ones_from_env_reads() -> None:
     defaults = Settings()
     for name in names:
         value = {"DATABASE_URL": "sqlite:///elsewhere.db", "CLERK_AUTHORIZED_PARTIES": "a,b"}.get(
-            name, "0" if name == "CRABGLAMP_BACKGROUND" else ("1" if "PRODUCTION" in name else "13")
+            name,
+            "0"
+            if name == "CRABGLAMP_BACKGROUND"
+            else (
+                "1" if name in {"CRABGLAMP_PRODUCTION", "CRABGLAMP_WEBHOOK_ALLOW_PRIVATE"} else "13"
+            ),
         )
         assert Settings.from_env({name: value}) != defaults, name
 

@@ -29,6 +29,9 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     # Statuses to answer, first to last; once used up, 200.
     plan: list[int] = field(default_factory=list)
+    # What a refusal's body says, and where a 3xx points (its Location header).
+    error_body: bytes = b'{"error": "planned"}'
+    location: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self) -> int:
@@ -57,8 +60,10 @@ def receiver() -> Iterator[Receiver]:
                 )
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            if 300 <= status < 400 and state.location:
+                self.send_header("Location", state.location)
             self.end_headers()
-            self.wfile.write(b'{"ok": true}' if status < 300 else b'{"error": "planned"}')
+            self.wfile.write(b'{"ok": true}' if status < 300 else state.error_body)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet tests

@@ -29,6 +29,14 @@ class Caller:
     is_platform_admin: bool = False
 
 
+ORG_ADMIN_ROLES = frozenset({"admin", "org:admin"})
+
+
+def is_org_admin(caller: Caller, org_id: str) -> bool:
+    """The caller's token is of this Clerk organisation, with its admin role."""
+    return caller.org_id == org_id and caller.org_role in ORG_ADMIN_ROLES
+
+
 class AccessDenied(PermissionError):
     """The caller is authenticated but may not do this (HTTP 403)."""
 
@@ -68,7 +76,7 @@ async def administers(conn: AsyncConnection, caller: Caller, account_id: uuid.UU
     owner, org = row
     if owner == caller.user_id:
         return True
-    if org is not None and org == caller.org_id and caller.org_role in {"admin", "org:admin"}:
+    if org is not None and is_org_admin(caller, org):
         return True
     role = (
         await conn.execute(

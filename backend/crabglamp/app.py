@@ -106,7 +106,8 @@ def create_app(
         app.state.services = Services(settings, db, ingestor, writer, authenticator, proxy=proxy)
         jobs = None
         if background if background is not None else (own_engine and settings.background):
-            jobs = BackgroundJobs(db, settings)
+            # Its failures are counted where /metrics reads: the proxy's registry.
+            jobs = BackgroundJobs(db, settings, proxy.metrics)
             await jobs.start()
         try:
             yield {}

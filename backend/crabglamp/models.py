@@ -33,6 +33,22 @@ class Account(SQLModel, table=True):
     owner_user_id: str | None = Field(default=None, index=True)
 
 
+class AccountAudit(SQLModel, table=True):
+    """A change of an account's Clerk organisation: whoever binds an account to an organisation
+    lets every member of that organisation in, so each change is kept with who made it."""
+
+    __tablename__ = "account_audit"
+    __table_args__ = (Index("ix_account_audit_account_at", "account_id", "at"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    account_id: uuid.UUID
+    at: datetime = _moment()
+    # A user id (`user_…`), or "operator" for `crabglamp import`.
+    actor: str
+    field: str = "clerk_org_id"
+    old_value: str | None = None
+    new_value: str | None = None
+
+
 class Member(SQLModel, table=True):
     __tablename__ = "member"
     account_id: uuid.UUID = Field(primary_key=True, foreign_key="account.id")

@@ -143,6 +143,18 @@ class BillingSettings:
     batch: int = 200
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookTargets:
+    """Which addresses alert webhooks may reach (checked in `jobs/targets.py`). Public addresses
+    always; loopback in development (tests and the demo receive on 127.0.0.1) or when private
+    targets are allowed; private, link-local and unique-local ones only when allowed
+    (CRABGLAMP_WEBHOOK_ALLOW_PRIVATE, for on-premise installs). Metadata, multicast and
+    unspecified addresses never."""
+
+    allow_loopback: bool = True
+    allow_private: bool = False
+
+
 _GROUPS: dict[str, type[Any]] = {
     "Thresholds": Thresholds,
     "AlertSettings": AlertSettings,
@@ -179,11 +191,23 @@ class Settings:
     metrics_token: str | None = field(
         default=None, metadata=_env("CRABGLAMP_METRICS_TOKEN", _stripped)
     )
+    # Alert webhooks into private networks (on-premise receivers); off: public addresses only,
+    # and loopback outside production.
+    webhook_allow_private: bool = field(
+        default=False, metadata=_env("CRABGLAMP_WEBHOOK_ALLOW_PRIVATE", _truthy)
+    )
     thresholds: Thresholds = field(default_factory=Thresholds)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
 
     ALLOW_ZERO: ClassVar[bool] = False
+
+    @property
+    def webhook_targets(self) -> WebhookTargets:
+        return WebhookTargets(
+            allow_loopback=self.webhook_allow_private or not self.production,
+            allow_private=self.webhook_allow_private,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api_support import (
@@ -29,6 +29,9 @@ from api_support import (
     settings_for,
 )
 from crabglamp.api.openapi import openapi_document
+from crabglamp.db import read_transaction
+from crabglamp.db.tables import table_of
+from crabglamp.models import Account
 from crabglamp.periods import current_month
 
 
@@ -364,6 +367,32 @@ async def test_events_only_for_accounts_the_caller_administers(
 
 
 # The OpenAPI document
+
+
+async def test_an_owner_cannot_bind_an_account_to_an_organisation_nor_post_the_future(
+    client: httpx.AsyncClient, world: World, engine: AsyncEngine
+) -> None:
+    claim = {
+        "type": "account",
+        "id": str(world.carol),
+        "name": "Carol",
+        "ownerUserId": "user_carol",
+        "clerkOrgId": "org_unclaimed",
+    }
+    far = {**_llm_line("far-future", world.prod_key), "ts": "9999-12-31T23:59:59Z"}
+    for caller, line, field in ((CAROL, claim, "clerkOrgId"), (ALICE, far, "ts")):
+        response = await _post(client, caller, _lines(line))
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["code"] == "invalid_bundle"
+        assert [(p["line"], p["field"]) for p in error["problems"]] == [(1, field)]
+    async with read_transaction(engine) as conn:
+        accounts = table_of(Account)
+        org = (
+            await conn.execute(select(accounts.c.clerk_org_id).where(accounts.c.id == world.carol))
+        ).scalar()
+        audited = (await conn.execute(text("SELECT count(*) FROM account_audit"))).scalar()
+    assert (org, audited) == (None, 0)
 
 
 async def test_openapi_document_is_valid_and_describes_the_api(

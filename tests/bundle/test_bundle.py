@@ -6,7 +6,7 @@ import io
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
+from crabglamp.access import Caller
 from crabglamp.bundle import (
     ImportReport,
     Problem,
@@ -119,6 +120,7 @@ async def run_import(
     skip_invalid: bool = False,
     allowed: set[uuid.UUID] | None = None,
     ingestor: Ingestor | None = None,
+    caller: Caller | None = None,
 ) -> ImportReport:
     if ingestor is None:
         async with read_transaction(engine) as conn:
@@ -129,6 +131,7 @@ async def run_import(
         parse_bundle(lines_of(objs)),
         skip_invalid=skip_invalid,
         allowed_account_ids=allowed,
+        caller=caller,
     )
 
 
@@ -287,6 +290,60 @@ MALFORMED = [
     ),
     pytest.param(
         _llm(model="no-such-model", costCents=None), "costCents", "no price", id="no-price"
+    ),
+    # Timestamps are bounded: a far-future row once stopped every account's alerts.
+    pytest.param(_llm(ts="9999-12-31T23:59:59Z"), "ts", "more than a day ahead", id="far-future"),
+    pytest.param(
+        _llm(ts=(datetime.now(UTC) + timedelta(days=2)).isoformat()),
+        "ts",
+        "more than a day ahead",
+        id="two-days-ahead",
+    ),
+    pytest.param(_llm(ts="1999-12-31T23:59:59Z"), "ts", "is before 2000-01-01", id="before-2000"),
+    pytest.param(
+        {**base()[10], "id": "evt-bad", "ts": "9999-01-01T00:00:00Z"},
+        "ts",
+        "more than a day ahead",
+        id="voice-far-future",
+    ),
+    pytest.param(
+        {**base()[11], "id": "evt-bad", "start": "1970-01-01T00:00:00Z"},
+        "start",
+        "is before 2000-01-01",
+        id="interval-before-2000",
+    ),
+    pytest.param(
+        {**base()[11], "id": "evt-bad", "end": "9999-12-31T00:00:00Z"},
+        "end",
+        "more than a day ahead",
+        id="interval-ends-far-ahead",
+    ),
+    # Text a database cannot keep, or that no real name needs.
+    pytest.param(
+        {"type": "agent", "id": uuid.uuid4(), "accountId": ACME, "name": "x\udc00"},
+        "name",
+        "lone surrogate",
+        id="lone-surrogate-name",
+    ),
+    pytest.param(
+        {"type": "agent", "id": uuid.uuid4(), "accountId": ACME, "name": "a\x00b"},
+        "name",
+        "must not contain NUL",
+        id="nul-in-name",
+    ),
+    pytest.param(_llm(id="evt\x00bad"), "id", "must not contain NUL", id="nul-in-event-id"),
+    pytest.param(
+        {"type": "agent", "id": uuid.uuid4(), "accountId": ACME, "name": "a" * 100_000},
+        "name",
+        "too long (100,000 characters; at most 200)",
+        id="huge-agent-name",
+    ),
+    pytest.param(_llm(id="e" * 201), "id", "at most 200", id="long-event-id"),
+    pytest.param(
+        {"type": "member", "accountId": ACME, "userId": "u" * 201, "role": "member"},
+        "userId",
+        "at most 200",
+        id="long-user-id",
     ),
 ]
 
@@ -641,3 +698,65 @@ def test_the_progress_bar_prints_tenths_when_not_on_a_terminal() -> None:
     printed = out.getvalue().splitlines()
     assert len(printed) == 11
     assert printed[-1].startswith("importing [" + "#" * 30 + "] 100% 1,000/1,000")
+
+
+# Binding an account to a Clerk organisation
+
+
+async def _audit(engine: AsyncEngine) -> list[tuple[str, str, str | None, str | None]]:
+    async with read_transaction(engine) as conn:
+        rows = await conn.execute(
+            select(
+                AUDIT.c.account_id, AUDIT.c.actor, AUDIT.c.old_value, AUDIT.c.new_value
+            ).order_by(AUDIT.c.at, AUDIT.c.new_value)
+        )
+        return [(str(a), actor, old, new) for a, actor, old, new in rows]
+
+
+AUDIT = SQLModel.metadata.tables["account_audit"]
+
+
+async def test_an_account_cannot_claim_an_organisation_its_owner_does_not_administer(
+    engine: AsyncEngine,
+) -> None:
+    assert (await run_import(engine, base())).committed  # the operator's import
+    assert await _audit(engine) == [(str(ACME), "operator", None, "org_acme")]
+    before = await snapshot(engine)
+    claim = {"type": "account", "id": OTHER, "name": "Other", "ownerUserId": "user_o"}
+    owner = Caller(user_id="user_o")
+
+    refused = await run_import(engine, [{**claim, "clerkOrgId": "org_unclaimed"}], caller=owner)
+    assert not refused.committed
+    assert [(p.line, p.field) for p in refused.problems] == [(1, "clerkOrgId")]
+    assert "only a platform admin or an admin of organisation org_unclaimed" in (
+        refused.problems[0].reason
+    )
+    # Nor in another organisation's token unless it is that organisation's admin.
+    member = Caller(user_id="user_o", org_id="org_unclaimed", org_role="org:member")
+    assert not (
+        await run_import(engine, [{**claim, "clerkOrgId": "org_unclaimed"}], caller=member)
+    ).committed
+    # An admin member of Acme (not of its organisation) cannot unbind Acme either.
+    unbind = {"type": "account", "id": ACME, "name": "Acme"}
+    acme_admin = Caller(user_id="user_1")
+    refused = await run_import(engine, [unbind], caller=acme_admin)
+    assert [(p.line, p.field) for p in refused.problems] == [(1, "clerkOrgId")]
+    assert "belongs to organisation org_acme" in refused.problems[0].reason
+    assert await snapshot(engine) == before
+
+    # Renaming without touching the binding is fine.
+    renamed = await run_import(engine, [{**base()[0], "name": "Acme Robotics"}], caller=acme_admin)
+    assert renamed.committed
+
+    # The organisation's own admin may bind it; a platform admin may move it; each is audited.
+    org_admin = Caller(user_id="user_o", org_id="org_unclaimed", org_role="org:admin")
+    bound = await run_import(engine, [{**claim, "clerkOrgId": "org_unclaimed"}], caller=org_admin)
+    assert bound.committed, bound.problems
+    root = Caller(user_id="user_root", is_platform_admin=True)
+    moved = await run_import(engine, [{**claim, "clerkOrgId": "org_other"}], caller=root)
+    assert moved.committed
+    audit = await _audit(engine)
+    assert audit[1:] == [
+        (str(OTHER), "user_o", None, "org_unclaimed"),
+        (str(OTHER), "user_root", "org_unclaimed", "org_other"),
+    ]

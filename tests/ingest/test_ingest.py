@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -692,3 +692,43 @@ async def test_owners_read_after_a_callers_transaction_wrote_are_not_cached(
     async with read_transaction(engine) as conn:
         count = (await conn.execute(select(func.count()).select_from(text("llm_event")))).scalar()
     assert count == 3
+
+
+async def test_events_far_ahead_or_before_2000_and_unstorable_text_are_refused_whole(
+    engine: AsyncEngine, tenant: Tenant
+) -> None:
+    """The proxy and the demo record through the Ingestor alone: it applies the same bounds as
+    the bundle's parser, and a refused batch writes nothing."""
+    ingestor = Ingestor(engine)
+    now = datetime.now(UTC)
+    good = llm(tenant, "fine", now)
+    voice = VoiceRecord(
+        id="v-ahead",
+        ts=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        account_id=tenant.account_id,
+        voice_model="tts-1",
+        characters=10,
+        cost_micros=0,
+    )
+    before = await dump(engine)
+    for bad, reason in (
+        (llm(tenant, "far", at("9999-12-31T23:59:59")), "ts is more than a day ahead"),
+        (llm(tenant, "ahead", now + timedelta(days=1, minutes=5)), "ts is more than a day ahead"),
+        (llm(tenant, "old", at("1999-12-31T23:59:59")), "ts is before 2000-01-01"),
+        (voice, "ts is more than a day ahead"),
+        (interval(tenant, "i-old", at("1990-01-01T00:00:00"), None), "start is before 2000"),
+        (
+            interval(tenant, "i-far", now - timedelta(hours=1), at("9999-01-01T00:00:00")),
+            "end is more than a day ahead",
+        ),
+        (llm(tenant, "nul\x00", now), "id must not contain NUL"),
+        (llm(tenant, "surrogate", now, model="gpt\udc00"), "model must be valid Unicode"),
+        (llm(tenant, "long", now, model="m" * 201), "model is too long"),
+    ):
+        with pytest.raises(IngestError) as error:
+            await ingestor.record([good, bad])
+        assert [p.event_id for p in error.value.problems] == [bad.id]
+        assert reason in error.value.problems[0].reason
+        assert await dump(engine) == before
+    # A moment within the day ahead is clock skew, not an error.
+    await ingestor.record([good, llm(tenant, "soon", now + timedelta(hours=23))])

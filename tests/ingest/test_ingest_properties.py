@@ -9,12 +9,14 @@ from __future__ import annotations
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
 import pytest
+import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, text
@@ -79,6 +81,14 @@ class World:
 
     def key_account(self, key_id: uuid.UUID) -> uuid.UUID:
         return next(a for a, keys in zip(self.accounts, self.keys, strict=True) if key_id in keys)
+
+
+@pytest.fixture(autouse=True)
+def _clock_at_now() -> Iterator[None]:
+    """The events span six days from BASE; the server's clock reads NOW, so that none of them
+    is in the future (the Ingestor refuses events more than a day ahead)."""
+    with time_machine.travel(NOW, tick=True):
+        yield
 
 
 @pytest.fixture

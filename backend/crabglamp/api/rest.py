@@ -374,7 +374,12 @@ async def post_events(request: Request) -> Response:
         if reasons:
             return error_response(403, "forbidden", "; ".join(reasons[:10]))
     report = await bundle.apply_bundle(
-        svc.engine, svc.ingestor, parsed, skip_invalid=False, allowed_account_ids=allowed
+        svc.engine,
+        svc.ingestor,
+        parsed,
+        skip_invalid=False,
+        allowed_account_ids=allowed,
+        caller=caller,  # binding an account to an organisation is checked and audited
     )
     if not report.committed:
         problems = report.to_json()["problems"]

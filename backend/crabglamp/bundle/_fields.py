@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Final
 
+from crabglamp.ingest._validation import text_problem
 from crabglamp.money import cents_to_micros
 from crabglamp.periods import parse_date
 
@@ -34,10 +35,14 @@ def json_kind(value: object) -> str:
 
 
 def as_text(value: object) -> str:
+    """A name or id: non-empty, within the length and characters the Ingestor stores."""
     if not isinstance(value, str):
         raise Bad(f"must be a string, not {json_kind(value)}")
     if not value.strip():
         raise Bad("must not be empty")
+    problem = text_problem(value)
+    if problem:
+        raise Bad(problem)
     return value
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Final, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.bundle.checks import State
 from crabglamp.bundle.lines import (
     AccountEntry,
     AgentEntry,
@@ -19,7 +22,7 @@ from crabglamp.bundle.lines import (
 from crabglamp.db.chunks import chunks
 from crabglamp.db.dialect import insert_for
 from crabglamp.db.tables import table_of
-from crabglamp.models import Account, Agent, Member, PlainVm, Price, VirtualKey
+from crabglamp.models import Account, AccountAudit, Agent, Member, PlainVm, Price, VirtualKey
 from crabglamp.periods import utcnow
 from crabglamp.prices import UnitPrice, price_rows
 
@@ -44,6 +47,41 @@ async def _upsert(
     )
     for chunk in chunks(rows, _ROW_CHUNK):
         await conn.execute(statement, list(chunk))
+
+
+# The actor of an audit record made by `crabglamp import`, which runs with the database's rights.
+OPERATOR: Final = "operator"
+
+
+async def audit_organisations(
+    conn: AsyncConnection,
+    stored: State,
+    changed: Sequence[Entity],
+    actor: str,
+    now: datetime,
+) -> None:
+    """One `account_audit` row per account whose Clerk organisation changes (or is set on a new
+    account), in the import's transaction: no change without its record."""
+    rows = []
+    for item in changed:
+        if not isinstance(item, AccountEntry):
+            continue
+        before = stored.entities.get(("account", item.id))
+        old = before.clerk_org_id if isinstance(before, AccountEntry) else None
+        if old != item.clerk_org_id:
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "account_id": item.id,
+                    "at": now,
+                    "actor": actor,
+                    "field": "clerk_org_id",
+                    "old_value": old,
+                    "new_value": item.clerk_org_id,
+                }
+            )
+    if rows:
+        await conn.execute(table_of(AccountAudit).insert(), rows)
 
 
 async def write_entities(conn: AsyncConnection, changed: Sequence[Entity]) -> None:

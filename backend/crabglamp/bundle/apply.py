@@ -11,7 +11,8 @@ from typing import Final
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from crabglamp.bundle._write import write_entities
+from crabglamp.access import Caller
+from crabglamp.bundle._write import OPERATOR, audit_organisations, write_entities
 from crabglamp.bundle.checks import Checker, load_state
 from crabglamp.bundle.lines import BundleLine, Entity, ParsedBundle, Problem, entity_key, entity_of
 from crabglamp.bundle.report import ImportReport
@@ -21,6 +22,7 @@ from crabglamp.db.retry import retryable, with_retries
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.ingest.pricing import catalog_cost
 from crabglamp.ingest.records import ComputeRecord, IngestError, LlmRecord, Record, VoiceRecord
+from crabglamp.periods import utcnow
 from crabglamp.prices import PriceBook, PriceNotFound, UnitPrice
 
 _EVENT_CHUNK: Final = 5000  # events per Ingestor.record_in call
@@ -37,14 +39,19 @@ async def apply_bundle(
     skip_invalid: bool,
     allowed_account_ids: set[uuid.UUID] | None = None,
     progress: Progress | None = None,
+    caller: Caller | None = None,
 ) -> ImportReport:
     """Check what needs the database and write the bundle in one transaction (see the package
     docstring).
 
-    `progress(done, total)` hears of events written so far.
+    `progress(done, total)` hears of events written so far. `caller` is who sent it
+    (`POST /api/events`); None is the operator's own `crabglamp import`, trusted to bind accounts
+    to Clerk organisations. Every such change is recorded in `account_audit`, with who made it.
     """
     return await with_retries(
-        lambda: _apply_once(engine, ingestor, parsed, skip_invalid, allowed_account_ids, progress),
+        lambda: _apply_once(
+            engine, ingestor, parsed, skip_invalid, allowed_account_ids, progress, caller
+        ),
         attempts=_RETRIES,
         backoff=0.05,
         retry_if=_transient,
@@ -58,13 +65,14 @@ async def _apply_once(
     skip_invalid: bool,
     allowed: set[uuid.UUID] | None,
     progress: Progress | None,
+    caller: Caller | None,
 ) -> ImportReport:
     report = ImportReport(line_count=parsed.line_count)
     problems = list(parsed.problems)
     try:
         async with write_transaction(engine) as conn:
             stored = await load_state(conn, parsed)
-            checker = Checker(parsed, stored, allowed)
+            checker = Checker(parsed, stored, allowed, caller)
             checker.run(parsed.lines)
             problems += checker.problems
             new_prices = [
@@ -91,6 +99,9 @@ async def _apply_once(
                     continue
                 changed.append(item)
             await write_entities(conn, changed)
+            await audit_organisations(
+                conn, stored, changed, caller.user_id if caller else OPERATOR, utcnow()
+            )
             # Checking against stored events is record_in's: run it even when lines are already
             # refused, so that every bad line is reported at once.
             await _record(conn, ingestor, events, report, problems, progress)

@@ -12,6 +12,7 @@ from typing import Any, Final
 from sqlalchemy import RowMapping, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.access import Caller, is_org_admin
 from crabglamp.bundle.lines import (
     ENTITY_TYPES,
     AccountEntry,
@@ -139,9 +140,16 @@ async def load_state(conn: AsyncConnection, parsed: ParsedBundle) -> State:
 class Checker:
     """Walks the lines in order, as they would be applied, refusing what cannot be."""
 
-    def __init__(self, parsed: ParsedBundle, stored: State, allowed: set[uuid.UUID] | None) -> None:
+    def __init__(
+        self,
+        parsed: ParsedBundle,
+        stored: State,
+        allowed: set[uuid.UUID] | None,
+        caller: Caller | None = None,
+    ) -> None:
         self.now = stored.copy()
         self.allowed = allowed
+        self.caller = caller
         self.problems: list[Problem] = []
         self.refused = dict(parsed.refused_definitions)
         self.first_defined: dict[tuple[str, uuid.UUID], int] = dict(parsed.refused_definitions)
@@ -222,6 +230,35 @@ class Checker:
                 )
             )
 
+    def _binding(self, item: AccountEntry) -> list[tuple[str, str]]:
+        """Binding an account to a Clerk organisation lets every member of it in: only a
+        platform admin, an admin of that organisation (and of the one it leaves), or the
+        operator's own import (no caller) may change it."""
+        before = self.now.entities.get(("account", item.id))
+        old = before.clerk_org_id if isinstance(before, AccountEntry) else None
+        new = item.clerk_org_id
+        caller = self.caller
+        if new == old or caller is None or caller.is_platform_admin:
+            return []
+        out = []
+        if new is not None and not is_org_admin(caller, new):
+            out.append(
+                (
+                    "clerkOrgId",
+                    f"only a platform admin or an admin of organisation {new} may bind an "
+                    "account to it",
+                )
+            )
+        if old is not None and not is_org_admin(caller, old):
+            out.append(
+                (
+                    "clerkOrgId",
+                    f"the account belongs to organisation {old}: only a platform admin or an "
+                    f"admin of {old} may change that (send clerkOrgId {old!r} to keep it)",
+                )
+            )
+        return out
+
     def _reasons(self, line: BundleLine) -> list[tuple[str, str]]:
         item, number = line.item, line.number
         out: list[tuple[str, str]] = []
@@ -233,6 +270,8 @@ class Checker:
                 out.append(
                     ("clerkOrgId", f"organisation {item.clerk_org_id} has another account already")
                 )
+            else:
+                out += self._binding(item)
         elif isinstance(item, MemberEntry):
             self._account("accountId", item.account_id, number, out)
         elif isinstance(item, AgentEntry | PlainVmEntry | KeyEntry):

@@ -33,7 +33,9 @@ from crabglamp.bundle.lines import (
     PlainVmEntry,
     Problem,
 )
+from crabglamp.ingest._validation import moment_problem
 from crabglamp.ingest.records import ComputeRecord, LlmRecord, VoiceRecord
+from crabglamp.periods import utcnow
 from crabglamp.prices import UnitPrice
 
 _Converter = Callable[[object], object]
@@ -121,6 +123,9 @@ _PRICE_FIELDS: Final = {
 }
 
 
+_MOMENTS: Final = {"llm": ("ts",), "voice": ("ts",), "compute": ("start", "end")}
+
+
 class _DuplicateKey(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
@@ -140,8 +145,14 @@ def _no_constant(name: str) -> None:
     raise Bad(f"{name} is not a number JSON allows")
 
 
-def _cross_checks(kind: str, v: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _cross_checks(kind: str, v: Mapping[str, Any], now: datetime) -> list[tuple[str, str]]:
     problems = []
+    # The Ingestor refuses these too; said here, the report names the field.
+    for name in _MOMENTS.get(kind, ()):
+        moment = v.get(name)
+        problem = moment_problem(moment, now) if isinstance(moment, datetime) else None
+        if problem:
+            problems.append((name, problem))
     if kind == "compute":
         start, end = v.get("start"), v.get("end")
         if isinstance(start, datetime) and isinstance(end, datetime) and end < start:
@@ -220,7 +231,7 @@ def _build(kind: str, v: Mapping[str, Any]) -> Item:
     )
 
 
-def _parse_line(number: int, text: str, parsed: ParsedBundle) -> None:
+def _parse_line(number: int, text: str, parsed: ParsedBundle, now: datetime) -> None:
     def refuse(field_name: str | None, reason: str) -> None:
         parsed.problems.append(Problem(number, field_name, reason))
 
@@ -258,7 +269,7 @@ def _parse_line(number: int, text: str, parsed: ParsedBundle) -> None:
             values[name] = convert(raw)
         except Bad as exc:
             problems.append((name, str(exc)))
-    problems += _cross_checks(kind, values)
+    problems += _cross_checks(kind, values, now)
     if problems:
         for name, reason in problems:
             refuse(name, reason)
@@ -269,8 +280,10 @@ def _parse_line(number: int, text: str, parsed: ParsedBundle) -> None:
     return None
 
 
-def parse_bundle(lines: Iterable[str | bytes]) -> ParsedBundle:
-    """Read and check every line of a bundle (the package docstring says what it returns)."""
+def parse_bundle(lines: Iterable[str | bytes], now: datetime | None = None) -> ParsedBundle:
+    """Read and check every line of a bundle (the package docstring says what it returns);
+    `now` is the clock timestamps may not run more than a day ahead of."""
+    now = now or utcnow()
     parsed = ParsedBundle()
     for number, raw in enumerate(lines, start=1):
         if isinstance(raw, bytes):
@@ -290,5 +303,5 @@ def parse_bundle(lines: Iterable[str | bytes]) -> ParsedBundle:
         if not text.strip():
             continue
         parsed.line_count += 1
-        _parse_line(number, text, parsed)
+        _parse_line(number, text, parsed, now)
     return parsed

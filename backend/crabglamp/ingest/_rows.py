@@ -6,6 +6,7 @@ A refused record adds a `RecordProblem` and no row; the caller refuses the batch
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from crabglamp.ingest._owners import Owners, check_owner
@@ -17,7 +18,11 @@ from crabglamp.prices import PriceBook, PriceNotFound
 
 
 def llm_rows(
-    records: Iterable[LlmRecord], owners: Owners, prices: PriceBook, problems: list[RecordProblem]
+    records: Iterable[LlmRecord],
+    owners: Owners,
+    prices: PriceBook,
+    problems: list[RecordProblem],
+    now: datetime,
 ) -> list[dict[str, Any]]:
     rows = []
     for r in records:
@@ -27,7 +32,7 @@ def llm_rows(
             continue
         if not check_owner(r.id, account_id, r.agent_id, owners, problems):
             continue
-        invalid = llm_problem(r)
+        invalid = llm_problem(r, now)
         if invalid:
             problems.append(RecordProblem(r.id, invalid))
             continue
@@ -61,7 +66,11 @@ def llm_rows(
 
 
 def voice_rows(
-    records: Iterable[VoiceRecord], owners: Owners, prices: PriceBook, problems: list[RecordProblem]
+    records: Iterable[VoiceRecord],
+    owners: Owners,
+    prices: PriceBook,
+    problems: list[RecordProblem],
+    now: datetime,
 ) -> list[dict[str, Any]]:
     rows = []
     for r in records:
@@ -73,7 +82,7 @@ def voice_rows(
         if r.key_id is not None and owners.keys.get(r.key_id) != r.account_id:
             problems.append(RecordProblem(r.id, f"keyId {r.key_id} is not a key of this account"))
             continue
-        invalid = voice_problem(r)
+        invalid = voice_problem(r, now)
         if invalid:
             problems.append(RecordProblem(r.id, invalid))
             continue
@@ -102,7 +111,7 @@ def voice_rows(
 
 
 def compute_rows(
-    records: Iterable[ComputeRecord], owners: Owners, problems: list[RecordProblem]
+    records: Iterable[ComputeRecord], owners: Owners, problems: list[RecordProblem], now: datetime
 ) -> list[dict[str, Any]]:
     rows = []
     for r in records:
@@ -113,7 +122,7 @@ def compute_rows(
             continue
         start = as_utc(r.start)
         end = as_utc(r.end) if r.end is not None else None
-        invalid = interval_problem(r, start, end)
+        invalid = interval_problem(r, start, end, now)
         if invalid:
             problems.append(RecordProblem(r.id, invalid))
             continue

@@ -7,6 +7,7 @@ checked, priced rows), `_duplicates` (idempotency) and `_rollups` (the sums usag
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -34,6 +35,7 @@ from crabglamp.ingest.records import (
     VoiceRecord,
 )
 from crabglamp.models import ComputeInterval, LlmEvent, VoiceEvent
+from crabglamp.periods import utcnow
 from crabglamp.prices import PriceBook, default_price_book
 
 
@@ -52,16 +54,21 @@ class Ingestor:
         self._committed = Owners()
         track_writes(engine)
 
-    async def record(self, records: Sequence[Record]) -> IngestResult:
-        """Record in a transaction of its own, retrying when a concurrent writer raced us."""
+    async def record(self, records: Sequence[Record], now: datetime | None = None) -> IngestResult:
+        """Record in a transaction of its own, retrying when a concurrent writer raced us.
+
+        `now` is the clock timestamps may not run a day ahead of: the server's, unless a caller
+        simulates its own (the demo seeds up to a `now` of its choosing)."""
 
         async def once() -> IngestResult:
             async with write_transaction(self.engine) as conn:
-                return await self.record_in(conn, records)
+                return await self.record_in(conn, records, now)
 
         return await with_retries(once)
 
-    async def record_in(self, conn: AsyncConnection, records: Sequence[Record]) -> IngestResult:
+    async def record_in(
+        self, conn: AsyncConnection, records: Sequence[Record], now: datetime | None = None
+    ) -> IngestResult:
         """Record within the caller's transaction; raises IngestError before writing anything."""
         llm: list[LlmRecord] = []
         voice: list[VoiceRecord] = []
@@ -76,12 +83,15 @@ class Ingestor:
         problems: list[RecordProblem] = []
         result = IngestResult()
         owners = await owners_of_batch(conn, self._committed, llm, voice, compute)
-        llm_batch = dedupe_batch(llm_rows(llm, owners, self.prices, problems), problems, result)
+        now = now or utcnow()  # the timestamps' bound (ingest/_validation.py), once per batch
+        llm_batch = dedupe_batch(
+            llm_rows(llm, owners, self.prices, problems, now), problems, result
+        )
         voice_batch = dedupe_batch(
-            voice_rows(voice, owners, self.prices, problems), problems, result
+            voice_rows(voice, owners, self.prices, problems, now), problems, result
         )
         compute_batch = dedupe_batch(
-            compute_rows(compute, owners, problems), problems, result, may_close=True
+            compute_rows(compute, owners, problems, now), problems, result, may_close=True
         )
         if problems:
             raise IngestError(problems)

@@ -37,6 +37,7 @@ from crabglamp.db import read_transaction, write_transaction
 from crabglamp.db.dialect import insert_for
 from crabglamp.db.tables import table_of
 from crabglamp.jobs._http import OwnedClient, refusal, transport_error
+from crabglamp.jobs.failures import StepFailures
 from crabglamp.jobs.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 from crabglamp.models import (
     Account,
@@ -153,10 +154,15 @@ class BillingReporter:
         engine: AsyncEngine,
         settings: BillingSettings | None = None,
         client: httpx.AsyncClient | None = None,
+        *,
+        failures: StepFailures | None = None,
     ) -> None:
         self.engine = engine
         # A served app passes its Settings' (crabglamp.settings); the defaults otherwise.
         self.settings = settings or BillingSettings()
+        self.failures = failures or StepFailures()
+        # The sink is the operator's own (CRABGLAMP_BILLING_SINK_URL), not a tenant's: it may
+        # well be on a private network, so the webhook target rules (targets.py) do not apply.
         self._http = OwnedClient(self.settings.timeout_seconds, client)
 
     async def close(self) -> None:
@@ -199,7 +205,14 @@ class BillingReporter:
                 }
                 accounts = await _active_accounts(conn, period) | {a for a, _ in states}
                 for account_id in sorted(accounts):
-                    bill = await invoice(conn, UsageQuery(period, (account_id,)), now)
+                    # Each account on its own (a savepoint: on PostgreSQL a failed statement
+                    # spoils the transaction): one account's bad data delays only its reports.
+                    try:
+                        async with conn.begin_nested():
+                            bill = await invoice(conn, UsageQuery(period, (account_id,)), now)
+                    except Exception:
+                        self.failures.failed("billing", account_id, f"composing {month}")
+                        continue
                     for bill_line in bill.lines:
                         axis = bill_line.axis.value
                         state = states.get((account_id, axis))

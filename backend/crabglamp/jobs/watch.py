@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.selectable import TextualSelect
 
 from crabglamp.db import read_transaction, write_transaction
@@ -35,8 +35,10 @@ from crabglamp.jobs.anomalies.detectors import detect_key
 from crabglamp.jobs.anomalies.state import apply_leak_policies
 from crabglamp.jobs.anomalies.store import store_new
 from crabglamp.jobs.billing import BillingReporter
+from crabglamp.jobs.failures import StepFailures
 from crabglamp.models import LlmHourly, VirtualKey
 from crabglamp.periods import as_utc, day_start, utcnow
+from crabglamp.proxy.metrics import Metrics
 from crabglamp.settings import Settings, Thresholds
 
 log = logging.getLogger("crabglamp.jobs.watch")
@@ -78,20 +80,30 @@ class WatchReport:
     new_anomalies: list[Anomaly] = field(default_factory=list)
     alerts_queued: int = 0
     delivered: int = 0
+    # Accounts whose detection or cap crossings failed this pass (logged, counted in /metrics).
+    failed_accounts: list[uuid.UUID] = field(default_factory=list)
 
 
 class UsageWatcher:
-    """Judges touched keys, stores new anomalies and cap crossings, queues and sends alerts."""
+    """Judges touched keys, stores new anomalies and cap crossings, queues and sends alerts.
+
+    Each account is judged, stored and checked for cap crossings on its own (a savepoint each),
+    and deliveries are sent whatever happened before: one account's failure is logged and
+    counted (`failures.py`), and its keys are judged again on the next pass.
+    """
 
     def __init__(
         self,
         engine: AsyncEngine,
         thresholds: Thresholds | None = None,
         sender: AlertSender | None = None,
+        failures: StepFailures | None = None,
     ) -> None:
         self.engine = engine
         self.thresholds = thresholds or Thresholds()
+        self.failures = failures or StepFailures()
         self.sender = sender or AlertSender(engine)
+        self.sender.failures = self.failures  # one tally for every step
         # What the previous run saw: (key, hour) -> (requests, cost), and each key's cap.
         self._hours: dict[tuple[uuid.UUID, datetime], tuple[int, int]] = {}
         self._caps: dict[uuid.UUID, int | None] = {}
@@ -102,25 +114,65 @@ class UsageWatcher:
     async def run_once(self, now: datetime | None = None) -> WatchReport:
         now = as_utc(now or utcnow())
         report = WatchReport()
+        try:
+            await self._detect(now, report)
+        except Exception:
+            self.failures.failed("anomaly_detection", None)
+        # Whatever detection did: what is due (anomalies, cap crossings, test alerts) goes out.
+        try:
+            report.delivered = (await self.sender.deliver_due(now)).delivered
+        except Exception:
+            self.failures.failed("alert_delivery", None)
+        return report
+
+    async def _detect(self, now: datetime, report: WatchReport) -> None:
         touched, keys, seen = await self._touched(now)
         report.touched_keys = len(touched)
-        if touched:
-            found = await self._judge(touched, keys, now)
+        by_account: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for key_id in touched:
+            if key_id in keys:
+                by_account.setdefault(keys[key_id].account_id, []).append(key_id)
+        failed: set[uuid.UUID] = set()
+        found: dict[uuid.UUID, list[Anomaly]] = {}
+        if by_account:
+            found = await self._judge(by_account, touched, now, failed)
             async with write_transaction(self.engine) as conn:
-                new = await store_new(conn, found)
-                # A spike on a key whose leak policy says so suspends it (or lowers its cap) in
-                # this transaction: its alert says what was done.
-                new = await apply_leak_policies(conn, new, now)
-                events = [anomaly_event(a, keys[a.key_id].name) for a in new if a.key_id in keys]
-                events += await record_cap_crossings(
-                    conn, [keys[k] for k in touched if keys[k].cap_micros], now
-                )
-                report.alerts_queued = await enqueue(conn, events, now)
-            report.new_anomalies = new
-        # Only once all of it committed: a failed run judges the same keys again next time.
-        self._hours, self._caps = seen, {k: v.cap_micros for k, v in keys.items()}
-        report.delivered = (await self.sender.deliver_due(now)).delivered
-        return report
+                for account_id, key_ids in sorted(by_account.items()):
+                    if account_id in found:
+                        try:
+                            async with conn.begin_nested():
+                                new = await store_new(conn, found[account_id])
+                                # A spike on a key whose leak policy says so suspends it (or lowers
+                                # its cap) in this transaction: its alert says what was done.
+                                new = await apply_leak_policies(conn, new, now)
+                                events = [
+                                    anomaly_event(a, keys[a.key_id].name)
+                                    for a in new
+                                    if a.key_id in keys
+                                ]
+                                queued = await enqueue(conn, events, now)
+                            report.new_anomalies += new
+                            report.alerts_queued += queued
+                        except Exception:
+                            self.failures.failed("anomaly_detection", account_id, "storing")
+                            failed.add(account_id)
+                    capped = [keys[k] for k in key_ids if keys[k].cap_micros]
+                    if not capped:
+                        continue
+                    try:
+                        async with conn.begin_nested():
+                            crossings = await record_cap_crossings(conn, capped, now)
+                            report.alerts_queued += await enqueue(conn, crossings, now)
+                    except Exception:
+                        self.failures.failed("cap_crossings", account_id)
+                        failed.add(account_id)
+        # Only once it committed: a failed account's keys are judged again next time.
+        redo = {k for a in failed for k in by_account[a]}
+        self._hours = {spot: v for spot, v in seen.items() if spot[0] not in redo} | {
+            spot: v for spot, v in self._hours.items() if spot[0] in redo
+        }
+        self._caps = {k: self._caps.get(k) if k in redo else v.cap_micros for k, v in keys.items()}
+        report.failed_accounts = sorted(failed)
 
     async def _touched(
         self, now: datetime
@@ -150,25 +202,41 @@ class UsageWatcher:
 
     async def _judge(
         self,
+        by_account: Mapping[uuid.UUID, list[uuid.UUID]],
         touched: Mapping[uuid.UUID, set[date]],
-        keys: Mapping[uuid.UUID, CappedKey],
         now: datetime,
-    ) -> list[Anomaly]:
-        by_account: dict[uuid.UUID, list[uuid.UUID]] = {}
-        for key_id in touched:
-            if key_id in keys:
-                by_account.setdefault(keys[key_id].account_id, []).append(key_id)
-        found: list[Anomaly] = []
+        failed: set[uuid.UUID],
+    ) -> dict[uuid.UUID, list[Anomaly]]:
+        """Each account's findings; an account whose judging fails is left out (and in
+        `failed`). A savepoint each: on PostgreSQL a failed statement spoils the transaction."""
+        found: dict[uuid.UUID, list[Anomaly]] = {}
         async with read_transaction(self.engine) as conn:
             for account_id, key_ids in sorted(by_account.items()):
-                first = min(d for k in key_ids for d in touched[k])
-                activities, names = await load_activity(
-                    conn, [account_id], first, now.date(), self.thresholds, key_ids
-                )
-                for activity in activities:
-                    found += detect_key(
-                        activity, touched[activity.key_id], now, self.thresholds, names
-                    )
+                try:
+                    async with conn.begin_nested():
+                        found[account_id] = await self._judge_account(
+                            conn, account_id, key_ids, touched, now
+                        )
+                except Exception:
+                    self.failures.failed("anomaly_detection", account_id, "judging")
+                    failed.add(account_id)
+        return found
+
+    async def _judge_account(
+        self,
+        conn: AsyncConnection,
+        account_id: uuid.UUID,
+        key_ids: list[uuid.UUID],
+        touched: Mapping[uuid.UUID, set[date]],
+        now: datetime,
+    ) -> list[Anomaly]:
+        first = min(d for k in key_ids for d in touched[k])
+        activities, names = await load_activity(
+            conn, [account_id], first, now.date(), self.thresholds, key_ids
+        )
+        found: list[Anomaly] = []
+        for activity in activities:
+            found += detect_key(activity, touched[activity.key_id], now, self.thresholds, names)
         return found
 
 
@@ -179,13 +247,17 @@ class BackgroundJobs:
     """The watcher every `watch_interval_seconds` and, when a sink is set, the billing reporter
     every `billing.interval_seconds`; all of it from the app's Settings."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
-        self.watcher = UsageWatcher(
-            engine, settings.thresholds, AlertSender(engine, settings.alerts)
-        )
+    def __init__(
+        self, engine: AsyncEngine, settings: Settings, metrics: Metrics | None = None
+    ) -> None:
+        failures = StepFailures(metrics)
+        sender = AlertSender(engine, settings.alerts, targets=settings.webhook_targets)
+        self.watcher = UsageWatcher(engine, settings.thresholds, sender, failures)
         self.watch_interval = settings.watch_interval_seconds
         billing = settings.billing
-        self.reporter = BillingReporter(engine, billing) if billing.sink_url else None
+        self.reporter = (
+            BillingReporter(engine, billing, failures=failures) if billing.sink_url else None
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 

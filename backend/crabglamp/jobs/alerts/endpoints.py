@@ -14,8 +14,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.tables import table_of
+from crabglamp.jobs.targets import target_problem
 from crabglamp.models import AlertAttempt, AlertDelivery, AlertEndpoint
 from crabglamp.periods import as_utc, utcnow
+from crabglamp.settings import WebhookTargets
 
 _endpoints = table_of(AlertEndpoint)
 _deliveries = table_of(AlertDelivery)
@@ -79,6 +81,13 @@ def check_url(url: str, require_https: bool) -> AlertProblem | None:
     return None
 
 
+async def check_target(url: str, targets: WebhookTargets) -> AlertProblem | None:
+    """Refused when the URL's host is, or resolves to, an address webhooks may not reach
+    (`jobs/targets.py`; each send checks again)."""
+    problem = await target_problem(url.strip(), targets)
+    return None if problem is None else AlertProblem("URL_REFUSED", problem, "url")
+
+
 def _check_description(description: str) -> AlertProblem | None:
     if len(description) > MAX_DESCRIPTION_LENGTH:
         return AlertProblem(
@@ -118,8 +127,13 @@ async def create_endpoint(
     description: str = "",
     require_https: bool = False,
     now: datetime | None = None,
+    targets: WebhookTargets | None = None,
 ) -> EndpointWithSecret | AlertProblem:
-    problem = check_url(url, require_https) or _check_description(description)
+    problem = (
+        check_url(url, require_https)
+        or _check_description(description)
+        or await check_target(url, targets or WebhookTargets())
+    )
     if problem is not None:
         return problem
     secret = new_secret()
@@ -151,10 +165,13 @@ async def update_endpoint(
     description: str | None = None,
     enabled: bool | None = None,
     require_https: bool = False,
+    targets: WebhookTargets | None = None,
 ) -> EndpointView | AlertProblem:
     changes: dict[str, Any] = {}
     if url is not None:
-        problem = check_url(url, require_https)
+        problem = check_url(url, require_https) or await check_target(
+            url, targets or WebhookTargets()
+        )
         if problem is not None:
             return problem
         changes["url"] = url.strip()

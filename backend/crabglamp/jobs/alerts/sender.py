@@ -17,10 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crabglamp.db import write_transaction
 from crabglamp.db.tables import table_of
 from crabglamp.jobs._http import OwnedClient, refusal, transport_error
+from crabglamp.jobs.failures import StepFailures
 from crabglamp.jobs.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
+from crabglamp.jobs.targets import webhook_client
 from crabglamp.models import AlertAttempt, AlertDelivery, AlertEndpoint
 from crabglamp.periods import utcnow
-from crabglamp.settings import AlertSettings
+from crabglamp.settings import AlertSettings, WebhookTargets
 
 _endpoints = table_of(AlertEndpoint)
 _deliveries = table_of(AlertDelivery)
@@ -45,11 +47,21 @@ class AlertSender:
         engine: AsyncEngine,
         settings: AlertSettings | None = None,
         client: httpx.AsyncClient | None = None,
+        *,
+        targets: WebhookTargets | None = None,
+        failures: StepFailures | None = None,
     ) -> None:
         self.engine = engine
         # A served app passes its Settings' (crabglamp.settings); the defaults otherwise.
         self.settings = settings or AlertSettings()
-        self._http = OwnedClient(self.settings.timeout_seconds, client)
+        self.targets = targets or WebhookTargets()
+        self.failures = failures or StepFailures()
+        # Every send resolves the host once and connects to the checked address (targets.py).
+        self._http = OwnedClient(
+            self.settings.timeout_seconds,
+            client,
+            make=lambda timeout: webhook_client(timeout, self.targets),
+        )
 
     async def close(self) -> None:
         await self._http.close()
@@ -90,6 +102,7 @@ class AlertSender:
                     _deliveries.c.event_type,
                     _deliveries.c.payload,
                     _deliveries.c.attempts,
+                    _deliveries.c.account_id,
                     _endpoints.c.url,
                     _endpoints.c.secret,
                 )
@@ -144,6 +157,17 @@ class AlertSender:
         return report
 
     async def _attempt(self, row: Any, now: datetime) -> tuple[int | None, str | None, int]:
+        began = time.monotonic()
+        try:
+            return await self._post(row, now, began)
+        except Exception:
+            # One delivery's surprise is its own: the others of the batch are still recorded.
+            self.failures.failed("alert_delivery", row.account_id, f"delivery {row.id}")
+            return None, "delivery failed", _ms(began)
+
+    async def _post(
+        self, row: Any, now: datetime, began: float
+    ) -> tuple[int | None, str | None, int]:
         body = row.payload.encode()
         headers = {
             "Content-Type": "application/json",
@@ -152,11 +176,8 @@ class AlertSender:
             IDEMPOTENCY_HEADER: row.event_id,
             EVENT_TYPE_HEADER: row.event_type,
         }
-        began = time.monotonic()
         try:
             response = await self._http.get().post(row.url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            return None, "timed out", _ms(began)
         except httpx.HTTPError as exc:
             return None, transport_error(exc), _ms(began)
         return response.status_code, refusal(response), _ms(began)

@@ -292,6 +292,8 @@ def detect_key(
     names = agent_names or {}
     found: dict[str, Anomaly] = {}
     for day in sorted(days):
+        if day > now.date():
+            break  # the future (and a day near date.max would overflow below)
         as_of = min(now, day_start(day + timedelta(days=1)))
         if as_of <= day_start(day):
             break  # the future

@@ -37,6 +37,15 @@ class AlertDeliveryNotFoundError(ErrorType):
     delivery_id: strawberry.ID
 
 
+@strawberry.type(
+    description="The URL's host is, or resolves to, an address alert webhooks may not reach "
+    "(loopback, private, link-local, unique-local, multicast or cloud metadata); the message "
+    "says which."
+)
+class AlertEndpointUrlRefusedError(ErrorType):
+    url: str
+
+
 @strawberry.type(description="Only a failed delivery can be retried; this one is not failed.")
 class AlertDeliveryNotFailedError(ErrorType):
     delivery_id: strawberry.ID
@@ -67,11 +76,19 @@ class RetryAlertDeliverySuccess:
 
 
 CreateAlertEndpointResult = Annotated[
-    AlertEndpointSecretSuccess | AccountNotFoundError | InvalidInputError | NotAllowedError,
+    AlertEndpointSecretSuccess
+    | AccountNotFoundError
+    | InvalidInputError
+    | AlertEndpointUrlRefusedError
+    | NotAllowedError,
     strawberry.union("CreateAlertEndpointResult"),
 ]
 UpdateAlertEndpointResult = Annotated[
-    AlertEndpointSuccess | AlertEndpointNotFoundError | InvalidInputError | NotAllowedError,
+    AlertEndpointSuccess
+    | AlertEndpointNotFoundError
+    | InvalidInputError
+    | AlertEndpointUrlRefusedError
+    | NotAllowedError,
     strawberry.union("UpdateAlertEndpointResult"),
 ]
 DeleteAlertEndpointResult = Annotated[
@@ -98,7 +115,11 @@ RetryAlertDeliveryResult = Annotated[
 @strawberry.input(description="A new alert endpoint.")
 class CreateAlertEndpointInput:
     account_id: strawberry.ID
-    url: str = strawberry.field(description="http(s) URL; https only in production.")
+    url: str = strawberry.field(
+        description="http(s) URL; https only in production. Its host may not be, or resolve "
+        "to, a loopback, private or metadata address (unless the deployment allows private "
+        "targets; loopback is allowed in development)."
+    )
     description: str = strawberry.field(default="", description="What it is for.")
 
 
@@ -133,7 +154,13 @@ def _delivery_not_found(delivery_id: object) -> AlertDeliveryNotFoundError:
     )
 
 
-def _invalid(problem: endpoints.AlertProblem) -> InvalidInputError:
+def _invalid(
+    problem: endpoints.AlertProblem, url: str | None
+) -> InvalidInputError | AlertEndpointUrlRefusedError:
+    if problem.code == "URL_REFUSED":
+        return AlertEndpointUrlRefusedError(
+            message=problem.message, code=problem.code, url=(url or "").strip()
+        )
     return InvalidInputError(message=problem.message, code=problem.code, field=problem.field or "")
 
 
@@ -208,9 +235,10 @@ class AlertMutations:
                 input.description,
                 _require_https(info),
                 info.context.now,
+                info.context.settings.webhook_targets,
             )
         if isinstance(created, endpoints.AlertProblem):
-            return _invalid(created)
+            return _invalid(created, input.url)
         return AlertEndpointSecretSuccess(
             endpoint=AlertEndpointType(endpoint=created.endpoint), signing_secret=created.secret
         )
@@ -224,12 +252,18 @@ class AlertMutations:
             if not isinstance(guarded, endpoints.EndpointView):
                 return guarded
             updated = await endpoints.update_endpoint(
-                conn, guarded.id, input.url, input.description, input.enabled, _require_https(info)
+                conn,
+                guarded.id,
+                input.url,
+                input.description,
+                input.enabled,
+                _require_https(info),
+                info.context.settings.webhook_targets,
             )
         if isinstance(updated, endpoints.AlertProblem):
             if updated.code == "NOT_FOUND":
                 return _endpoint_not_found(input.id)
-            return _invalid(updated)
+            return _invalid(updated, input.url)
         return AlertEndpointSuccess(endpoint=AlertEndpointType(endpoint=updated))
 
     @strawberry.mutation(description="Remove an endpoint and its delivery history.")
