@@ -151,6 +151,14 @@ class SpendCaps:
         proxy shares it (one hop for the whole transaction), else on the admission engine."""
         if self.thread is not None:
             return await self.thread.transaction(fn)
+        if self._own_engine:
+            # The admission engine autocommits each statement; freeing a reservation is two
+            # (its row, then its month's `reserved`), which must commit together: a reader
+            # between them saw the reservation gone and its amount still reserved.
+            async with self.admit_engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="READ COMMITTED")
+                async with conn.begin():
+                    return await fn(conn)
         async with self._serialised(), write_transaction(self.admit_engine) as conn:
             return await fn(conn)
 

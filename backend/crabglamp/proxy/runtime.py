@@ -43,6 +43,7 @@ from crabglamp.proxy.refusals import Refusal, send_refusal
 from crabglamp.proxy.requestlog import emit, log_request, log_to_stderr
 from crabglamp.proxy.reservation import month_of
 from crabglamp.proxy.streaming import speech, stream
+from crabglamp.proxy.upstream_client import LeanTransport
 from crabglamp.proxy.upstreams import ProxyConfig
 from crabglamp.proxy.writer import GroupCommitWriter
 
@@ -79,7 +80,7 @@ class Proxy:
         )
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
-            limits=httpx.Limits(max_connections=2000, max_keepalive_connections=500),
+            transport=LeanTransport(max_idle_per_origin=500),
             follow_redirects=False,
         )
         self.key_cache = KeyCache(engine)
