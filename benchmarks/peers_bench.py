@@ -145,7 +145,7 @@ async def wrk(port: int, secret: str | None, connections: int, seconds: float) -
             wrk_path(),
             "-t1",
             f"-c{connections}",
-            f"-d{seconds}s",
+            f"-d{max(1, round(seconds))}s",
             "-s",
             str(script),
             f"http://127.0.0.1:{port}/v1/chat/completions",
