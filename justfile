@@ -78,6 +78,12 @@ bench-proxy *ARGS:
 bench-api *ARGS:
     python -m benchmarks.run --only p1-api {{ARGS}}
 
+# the proxy beside LiteLLM's (pinned, in .venv-peers) against one fake upstream; wrk from Debian's packages
+bench-peers *ARGS:
+    test -x .venv-peers/bin/litellm || (python3 -m venv .venv-peers && .venv-peers/bin/pip install -q 'litellm[proxy]==1.108.7')
+    command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+    python -m benchmarks.peers_bench {{ARGS}}
+
 # P6: first chart drawn in headless Chromium (20 keys, a month); bytes per chart vs GET /api/usage
 bench-dashboard *ARGS: frontend
     python -m benchmarks.dashboard_bench {{ARGS}}

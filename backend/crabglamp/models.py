@@ -295,6 +295,22 @@ class SpendReservation(SQLModel, table=True):
     created_at: datetime = _moment()
     # After this the request is over for sure; the sweeper frees what is still held.
     expires_at: datetime = _moment(index=True)
+    # The lease of the process that admitted it (None: admitted before leases existed): when
+    # that process is gone, the sweeper frees the reservation without waiting for `expires_at`.
+    lease_id: uuid.UUID | None = Field(default=None, index=True)
+
+
+class ProxyLease(SQLModel, table=True):
+    """A process that holds spend reservations, alive while it renews `expires_at` (its
+    heartbeat). `host` and `process` (pid and start time) let a process on the same host tell at
+    once that another one is gone, without waiting for its lease to lapse."""
+
+    __tablename__ = "proxy_lease"
+    id: uuid.UUID = Field(primary_key=True)
+    host: str
+    process: str
+    created_at: datetime = _moment()
+    expires_at: datetime = _moment(index=True)
 
 
 # Anomalies, alerts and billing reports (anomalies.py, alerts.py, billing.py)

@@ -36,14 +36,9 @@ async def test_kill_9_under_load_loses_no_acknowledged_request(
     acknowledged: list[str] = []
     failures = 0
     async with serve(create_fake_upstream()) as upstream_url:
-        # Short deadlines so that the reservations of requests killed in flight are swept soon.
-        config = write_config(
-            tmp_path / "upstreams.toml",
-            upstream_url,
-            max_request_seconds=2,
-            reservation_margin_seconds=1,
-            sweep_interval_seconds=0.2,
-        )
+        # The default deadline (max_request_seconds = 600): only the killed process's lease
+        # can free its reservations in time (proxy/lease.py).
+        config = write_config(tmp_path / "upstreams.toml", upstream_url, sweep_interval_seconds=0.2)
         log = tmp_path / "server.log"
         server = await asyncio.to_thread(start_server, db_url, config, log)
         client = openai.AsyncOpenAI(
@@ -81,7 +76,7 @@ async def test_kill_9_under_load_loses_no_acknowledged_request(
 
             restarted = await asyncio.to_thread(start_server, db_url, config, log)
             try:
-                # The killed process's reservations are freed by the restarted one's sweeper.
+                # The killed process's reservations are freed by the restarted one's first sweeps.
                 async def swept() -> bool:
                     return await reservations(engine) == 0
 

@@ -60,7 +60,7 @@ def _admission() -> Any:
 
 def _admit_and_reserve() -> Any:
     """PostgreSQL: the admission feeding the reservation's INSERT, one statement (built once;
-    adds the parameters `admit_id` and `admit_expires_at`)."""
+    adds the parameters `admit_id`, `admit_expires_at` and `admit_lease_id`)."""
     admitted = _admission().returning(_spend.c.key_id).cte("admitted")
     values = select(
         bindparam("admit_id", type_=_reservations.c.id.type),
@@ -69,12 +69,10 @@ def _admit_and_reserve() -> Any:
         bindparam("admit_estimate", type_=_reservations.c.amount_micros.type),
         bindparam("admit_now", type_=_reservations.c.created_at.type),
         bindparam("admit_expires_at", type_=_reservations.c.expires_at.type),
+        bindparam("admit_lease_id", type_=_reservations.c.lease_id.type),
     ).select_from(admitted)
-    return (
-        _reservations.insert()
-        .from_select(["id", "key_id", "month", "amount_micros", "created_at", "expires_at"], values)
-        .returning(_reservations.c.id)
-    )
+    columns = ["id", "key_id", "month", "amount_micros", "created_at", "expires_at", "lease_id"]
+    return _reservations.insert().from_select(columns, values).returning(_reservations.c.id)
 
 
 ADMISSION = _admission()

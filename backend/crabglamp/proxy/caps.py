@@ -8,7 +8,8 @@ row, which is the calendar-month reset.
 
 A reservation is also a row of its own, so that settling (in the same transaction as the event,
 see writer.py) or releasing it happens exactly once, and the sweeper can free the reservations
-of requests that are certainly over (their process died, say).
+of requests that are certainly over: past their deadline, or held under the lease (lease.py) of
+a process that is gone.
 """
 
 from __future__ import annotations
@@ -16,26 +17,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import bindparam, delete, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import is_sqlite, make_engine, read_transaction, write_transaction
 from crabglamp.db.retry import with_retries
 from crabglamp.db.tables import table_of
-from crabglamp.models import KeySpend, SpendReservation
+from crabglamp.db.writer_thread import WriterThread
+from crabglamp.models import KeySpend, ProxyLease, SpendReservation
 from crabglamp.periods import utcnow
 from crabglamp.proxy._reserve import ADMISSION, ADMIT_AND_RESERVE, admission_params, why_refused
+from crabglamp.proxy.lease import Lease, end, gone_leases, new_lease, renew
 from crabglamp.proxy.ledger import free, month_spend
+from crabglamp.proxy.requestlog import emit
 from crabglamp.proxy.reservation import CapExceeded, KeyRefused, MonthSpend, Reservation, month_of
 from crabglamp.usage.spend import spend_of_keys
 
 _T = TypeVar("_T")
 _spend = table_of(KeySpend)
 _reservations = table_of(SpendReservation)
+_leases = table_of(ProxyLease)
 _MONTH_ROWS = select(_spend.c.key_id, _spend.c.spent_micros).where(
     _spend.c.month == bindparam("month", type_=_spend.c.month.type)
 )
@@ -87,10 +94,20 @@ class SpendCaps:
         reservation_ttl: timedelta,
         lock: asyncio.Lock | None = None,
         max_batch: int = 500,
+        thread: WriterThread | None = None,
+        lease_ttl: timedelta = timedelta(seconds=10),
+        heartbeat_seconds: float = 1.0,
     ) -> None:
         self.engine = engine
         self.reservation_ttl = reservation_ttl
+        self.lease_ttl = lease_ttl
+        self.heartbeat_seconds = heartbeat_seconds
+        # This process's lease, written before its first reservation and renewed meanwhile.
+        self.lease: Lease | None = None
+        self._opening: asyncio.Future[Lease] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self.lock = lock
+        self.thread = thread
         self.max_batch = max_batch
         self._queue: asyncio.Queue[_Admission] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -113,16 +130,70 @@ class SpendCaps:
             self._own_engine = True
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._heartbeat = None
+        if self.lease is not None:
+            lease, self.lease, self._opening = self.lease, None, None
+            with contextlib.suppress(Exception):  # the database is away: the lease lapses
+                await self._in_write(partial(end, lease=lease))
         if self._own_engine:
             await self.admit_engine.dispose()
 
     def _serialised(self) -> contextlib.AbstractAsyncContextManager[Any]:
         return self.lock if self.lock is not None else contextlib.nullcontext()
+
+    async def _in_write(self, fn: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """`fn` in a write transaction of its own: on SQLite, on the writer's thread when the
+        proxy shares it (one hop for the whole transaction), else on the admission engine."""
+        if self.thread is not None:
+            return await self.thread.transaction(fn)
+        if self._own_engine:
+            # The admission engine autocommits each statement; freeing a reservation is two
+            # (its row, then its month's `reserved`), which must commit together: a reader
+            # between them saw the reservation gone and its amount still reserved.
+            async with self.admit_engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="READ COMMITTED")
+                async with conn.begin():
+                    return await fn(conn)
+        async with self._serialised(), write_transaction(self.admit_engine) as conn:
+            return await fn(conn)
+
+    # The lease
+
+    async def start(self) -> Lease:
+        """Write this process's lease (once) and keep it renewed; reserving does it too."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+        try:
+            return await asyncio.shield(self._opening)
+        except Exception:
+            self._opening = None  # the database was away: the next admission tries again
+            raise
+
+    async def _open(self) -> Lease:
+        lease = new_lease()
+        await self.heartbeat(lease)
+        self.lease = lease
+        self._heartbeat = asyncio.create_task(self._beat_forever(lease), name="crabglamp-lease")
+        return lease
+
+    async def _beat_forever(self, lease: Lease) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                if not await self.heartbeat(lease):
+                    emit({"event": "lease_lapsed", "lease": str(lease.id)})
+            except Exception as exc:  # the database may be briefly away; beat again soon
+                emit({"event": "heartbeat_failed", "error": type(exc).__name__})
+
+    async def heartbeat(self, lease: Lease, now: datetime | None = None) -> bool:
+        return await self._in_write(
+            partial(renew, lease=lease, now=now or utcnow(), ttl=self.lease_ttl)
+        )
 
     # Admission
 
@@ -136,8 +207,9 @@ class SpendCaps:
         """Reserve `estimate_micros` on the key's current month if the key is active, the secret
         still one of its own, and the cap allows it — all checked by the one UPDATE."""
         now = now or utcnow()
+        lease = self.lease or await self.start()
         if not is_sqlite(self.admit_engine):
-            return await self._admit_alone(key_id, secret_hash, estimate_micros, now)
+            return await self._admit_alone(key_id, secret_hash, estimate_micros, now, lease)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._admit_forever(), name="crabglamp-admission")
         future: asyncio.Future[Reservation | CapExceeded | KeyRefused] = (
@@ -147,14 +219,23 @@ class SpendCaps:
         return await future
 
     async def _admit_alone(
-        self, key_id: uuid.UUID, secret_hash: str, estimate_micros: int, now: datetime
+        self,
+        key_id: uuid.UUID,
+        secret_hash: str,
+        estimate_micros: int,
+        now: datetime,
+        lease: Lease,
     ) -> Reservation | CapExceeded | KeyRefused:
         """PostgreSQL: the conditional UPDATE and the reservation's INSERT in one statement, on
         its own (autocommit): a single round trip, concurrent with every other admission."""
         month = month_of(now)
         reservation = Reservation(uuid.uuid4(), key_id, month, estimate_micros)
         params = admission_params(key_id, month, secret_hash, estimate_micros, now)
-        params.update(admit_id=reservation.id, admit_expires_at=now + self.reservation_ttl)
+        params.update(
+            admit_id=reservation.id,
+            admit_expires_at=now + self.reservation_ttl,
+            admit_lease_id=lease.id,
+        )
         async with self.admit_engine.connect() as conn:
             if (await conn.execute(ADMIT_AND_RESERVE, params)).first() is not None:
                 return reservation
@@ -171,33 +252,33 @@ class SpendCaps:
         # One lock order for every transaction that updates key_spend rows: no deadlocks.
         batch.sort(key=lambda a: (str(a.key_id), a.month))
 
-        async def once() -> dict[int, Reservation]:
+        async def admit(conn: AsyncConnection) -> dict[int, Reservation]:
             admitted: dict[int, Reservation] = {}
-            async with self._serialised(), write_transaction(self.admit_engine) as conn:
-                rows = []
-                for index, a in enumerate(batch):
-                    params = admission_params(
-                        a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now
+            rows = []
+            for index, a in enumerate(batch):
+                params = admission_params(
+                    a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now
+                )
+                if (await conn.execute(ADMISSION, params)).rowcount == 1:
+                    r = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
+                    admitted[index] = r
+                    rows.append(
+                        {
+                            "id": r.id,
+                            "key_id": r.key_id,
+                            "month": r.month,
+                            "amount_micros": r.amount_micros,
+                            "created_at": a.now,
+                            "expires_at": a.now + self.reservation_ttl,
+                            "lease_id": self.lease.id if self.lease else None,
+                        }
                     )
-                    if (await conn.execute(ADMISSION, params)).rowcount == 1:
-                        r = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
-                        admitted[index] = r
-                        rows.append(
-                            {
-                                "id": r.id,
-                                "key_id": r.key_id,
-                                "month": r.month,
-                                "amount_micros": r.amount_micros,
-                                "created_at": a.now,
-                                "expires_at": a.now + self.reservation_ttl,
-                            }
-                        )
-                if rows:
-                    await conn.execute(_reservations.insert(), rows)
+            if rows:
+                await conn.execute(_reservations.insert(), rows)
             return admitted
 
         try:
-            admitted = await with_retries(once)
+            admitted = await with_retries(lambda: self._in_write(admit))
         except Exception as exc:  # the database is away: every waiter hears it
             for a in batch:
                 if a.future is not None and not a.future.done():
@@ -218,55 +299,70 @@ class SpendCaps:
         # Not a retry on database errors (that is `with_retries`): each pass either decides, or
         # found the month's row missing (and opened it) or room freed meanwhile; the last decides.
         attempts = 4
-        for attempt in range(attempts):
-            async with self._serialised(), write_transaction(self.admit_engine) as conn:
-                refusal = await why_refused(
-                    conn,
-                    a.key_id,
-                    a.month,
-                    a.secret_hash,
-                    a.estimate_micros,
-                    a.now,
-                    attempt == attempts - 1,
-                )
-                if refusal is not None:
-                    return refusal
-                if (await conn.execute(ADMISSION, params)).rowcount == 1:
-                    reservation = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
-                    await conn.execute(
-                        _reservations.insert().values(
-                            id=reservation.id,
-                            key_id=a.key_id,
-                            month=a.month,
-                            amount_micros=a.estimate_micros,
-                            created_at=a.now,
-                            expires_at=a.now + self.reservation_ttl,
-                        )
+
+        async def decide(
+            conn: AsyncConnection, last: bool
+        ) -> Reservation | CapExceeded | KeyRefused | None:
+            refusal = await why_refused(
+                conn, a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now, last
+            )
+            if refusal is not None:
+                return refusal
+            if (await conn.execute(ADMISSION, params)).rowcount == 1:
+                reservation = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
+                await conn.execute(
+                    _reservations.insert().values(
+                        id=reservation.id,
+                        key_id=a.key_id,
+                        month=a.month,
+                        amount_micros=a.estimate_micros,
+                        created_at=a.now,
+                        expires_at=a.now + self.reservation_ttl,
+                        lease_id=self.lease.id if self.lease else None,
                     )
-                    return reservation
+                )
+                return reservation
+            return None
+
+        for attempt in range(attempts):
+            decided = await self._in_write(partial(decide, last=attempt == attempts - 1))
+            if decided is not None:
+                return decided
             # The month's row did not exist yet (it is created now), or room was freed meanwhile.
         raise AssertionError("unreachable: the last attempt always decides")
 
     async def release(self, reservation: Reservation) -> None:
         """Give back a reservation whose request cost nothing (upstream error, timeout, client
         gone before anything was billed). Idempotent, like settling."""
-        async with self._serialised(), write_transaction(self.admit_engine) as conn:
-            await free(conn, [reservation.id])
+        await self._in_write(partial(free, ids=[reservation.id]))
 
     async def sweep(self, now: datetime | None = None) -> int:
-        """Free reservations past their expiry; returns how many."""
+        """Free reservations past their expiry, and those of processes that are gone (their
+        lease lapsed, or was given up); returns how many."""
         now = now or utcnow()
-        async with self._serialised(), write_transaction(self.admit_engine) as conn:
+        own = self.lease.id if self.lease is not None else None
+
+        async def sweep(conn: AsyncConnection) -> int:
+            gone = await gone_leases(conn, own, now)
+            if gone:
+                await conn.execute(delete(_leases).where(_leases.c.id.in_(gone)))
+            # A lease that is no longer there was given up or found gone (just now, or by
+            # another process): its reservations are nobody's.
+            orphaned = _reservations.c.lease_id.is_not(None) & ~exists().where(
+                _leases.c.id == _reservations.c.lease_id
+            )
             expired = await conn.execute(
                 select(_reservations.c.id)
-                .where(_reservations.c.expires_at < now)
+                .where(or_(_reservations.c.expires_at < now, orphaned))
                 .order_by(_reservations.c.id)
                 .limit(1000)
             )
             ids = [row[0] for row in expired]
             if ids:
                 await free(conn, ids)
-        return len(ids)
+            return len(ids)
+
+        return await self._in_write(sweep)
 
     async def reconcile(self, month: date) -> int:
         """Set each key's spent this month to the sum of its recorded events.

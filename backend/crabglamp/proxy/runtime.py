@@ -43,6 +43,7 @@ from crabglamp.proxy.refusals import Refusal, send_refusal
 from crabglamp.proxy.requestlog import emit, log_request, log_to_stderr
 from crabglamp.proxy.reservation import month_of
 from crabglamp.proxy.streaming import speech, stream
+from crabglamp.proxy.upstream_client import LeanTransport
 from crabglamp.proxy.upstreams import ProxyConfig
 from crabglamp.proxy.writer import GroupCommitWriter
 
@@ -69,10 +70,17 @@ class Proxy:
             # by default) every time, stalling each database round trip under load.
             sys.setswitchinterval(_SQLITE_SWITCH_INTERVAL)
         ttl = timedelta(seconds=config.max_request_seconds + config.reservation_margin_seconds)
-        self.caps = SpendCaps(engine, ttl, lock=writer.lock)
+        self.caps = SpendCaps(
+            engine,
+            ttl,
+            lock=writer.lock,
+            thread=writer.thread,
+            lease_ttl=timedelta(seconds=config.lease_ttl_seconds),
+            heartbeat_seconds=config.heartbeat_seconds,
+        )
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
-            limits=httpx.Limits(max_connections=2000, max_keepalive_connections=500),
+            transport=LeanTransport(max_idle_per_origin=500),
             follow_redirects=False,
         )
         self.key_cache = KeyCache(engine)
@@ -97,8 +105,13 @@ class Proxy:
 
     async def _sweep_forever(self) -> None:
         last_reconcile = time.monotonic()
+        first = True
         while True:
-            await asyncio.sleep(self.config.sweep_interval_seconds)
+            # The first round runs at once: a process restarted after a crash frees what its
+            # predecessor held without waiting a whole interval.
+            if not first:
+                await asyncio.sleep(self.config.sweep_interval_seconds)
+            first = False
             try:
                 freed = await self.caps.sweep()
                 if freed:

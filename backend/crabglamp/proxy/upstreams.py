@@ -62,6 +62,10 @@ class ProxyConfig:
     reconcile_interval_seconds: float = 60.0
     # Reservations older than max_request_seconds + this are freed by the sweeper.
     reservation_margin_seconds: float = 30.0
+    # A process renews its lease on its reservations this often; on another host, a lease not
+    # renewed for lease_ttl_seconds is taken for a process that is gone (lease.py).
+    heartbeat_seconds: float = 1.0
+    lease_ttl_seconds: float = 10.0
     request_log: bool = True
 
     def upstream(self, provider: str) -> Upstream | None:

@@ -11,8 +11,12 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from crabglamp.db import is_sqlite, write_transaction
 from crabglamp.db.retry import with_retries
+from crabglamp.db.writer_thread import WriterThread
+from crabglamp.ingest._owners import track_writes
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.ingest.records import IngestError, Record
 from crabglamp.proxy.ledger import settle_in
@@ -51,10 +55,16 @@ class GroupCommitWriter:
         # connections (the spend caps' admissions) take turns here instead of sleeping on the
         # database's busy handler.
         self.lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(ingestor.engine) else None
+        # SQLite: each transaction runs whole on a thread of its own (one hop, not one per
+        # statement); the spend caps' admissions run there too, between the batches.
+        self.thread: WriterThread | None = None
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self.thread is None and is_sqlite(self.ingestor.engine):
+            self.thread = WriterThread(self.ingestor.engine)
+            track_writes(self.thread.engine)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="crabglamp-group-commit")
 
@@ -64,6 +74,9 @@ class GroupCommitWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.thread is not None:
+            thread, self.thread = self.thread, None
+            await thread.close()
 
     async def record(self, record: Record, settlement: Settlement | None = None) -> None:
         """Commit `record` (and settle its reservation, if any) before returning.
@@ -112,19 +125,22 @@ class GroupCommitWriter:
         records = [item.record for item in batch]
         settled = [item for item in batch if item.settlement is not None]
 
+        async def body(conn: AsyncConnection) -> None:
+            result = await self.ingestor.record_in(conn, records)
+            if settled:
+                new = set(result.new_ids)
+                await settle_in(
+                    conn,
+                    [item.settlement for item in settled if item.settlement is not None],
+                    [item.record.id in new for item in settled],
+                )
+
         async def once() -> None:
-            async with (
-                self.lock or contextlib.nullcontext(),
-                write_transaction(self.ingestor.engine) as conn,
-            ):
-                result = await self.ingestor.record_in(conn, records)
-                if settled:
-                    new = set(result.new_ids)
-                    await settle_in(
-                        conn,
-                        [item.settlement for item in settled if item.settlement is not None],
-                        [item.record.id in new for item in settled],
-                    )
+            if self.thread is not None:
+                await self.thread.transaction(body)
+                return
+            async with write_transaction(self.ingestor.engine) as conn:
+                await body(conn)
 
         await with_retries(once)
 

@@ -1,0 +1,122 @@
+"""The proxy's HTTP/1.1 transport to its upstreams (upstream_client.py): answers whole and in
+pieces, connections kept alive, and a connection the upstream closed never costs a request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+from crabglamp.proxy.upstream_client import LeanTransport
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return await reader.readexactly(length)
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Handler) -> str:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        servers.append(server)
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=LeanTransport(), timeout=httpx.Timeout(2, connect=2))
+
+
+async def test_answers_come_whole_on_one_kept_alive_connection(upstream) -> None:  # type: ignore[no-untyped-def]
+    connections = 0
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                body = await _read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+        writer.close()
+
+    url = await upstream(echo)
+    async with _client() as client:
+        for n in range(5):
+            answer = await client.post(url + "/v1/x", content=f"request {n}".encode())
+            assert (answer.status_code, answer.content) == (200, f"request {n}".encode())
+    assert connections == 1
+
+
+async def test_a_streamed_answer_arrives_piece_by_piece(upstream) -> None:  # type: ignore[no-untyped-def]
+    go_on = asyncio.Event()
+
+    async def chunks(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await writer.drain()
+        await go_on.wait()
+        writer.write(b"6\r\nsecond\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    url = await upstream(chunks)
+    async with _client() as client, client.stream("POST", url, content=b"{}") as answer:
+        pieces = answer.aiter_raw()
+        assert await pieces.__anext__() == b"first"  # before the rest was even sent
+        go_on.set()
+        assert [piece async for piece in pieces] == [b"second"]
+
+
+async def test_a_connection_the_upstream_closed_is_not_reused(upstream) -> None:  # type: ignore[no-untyped-def]
+    async def once_per_connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        body = await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()  # keep-alive announced, and then the idle connection closed
+
+    url = await upstream(once_per_connection)
+    async with _client() as client:
+        for n in range(3):
+            await asyncio.sleep(0.05)
+            answer = await client.post(url, content=f"{n}".encode())
+            assert answer.content == f"{n}".encode()
+
+
+async def test_an_upstream_that_stops_answering_times_out(upstream) -> None:  # type: ignore[no-untyped-def]
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        try:
+            await asyncio.sleep(10)
+        finally:
+            writer.close()
+
+    url = await upstream(silent)
+    client = httpx.AsyncClient(transport=LeanTransport(), timeout=httpx.Timeout(0.2))
+    async with client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(url, content=b"{}")
+
+
+async def test_an_upstream_that_is_not_there_cannot_be_reached() -> None:
+    async with _client() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.post("http://127.0.0.1:9/", content=b"{}")
