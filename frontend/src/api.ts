@@ -56,7 +56,7 @@ function clerk(): Promise<ClerkGlobal | null> {
   return clerkReady;
 }
 
-async function authHeaders(): Promise<Record<string, string>> {
+export async function authHeaders(): Promise<Record<string, string>> {
   const found = await clerk();
   // Clerk session tokens live 60 s; getToken() returns a fresh one. Development relies on the
   // `__session` cookie that /dev/sign-in set.

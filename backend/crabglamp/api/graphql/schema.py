@@ -28,6 +28,7 @@ from crabglamp.api.graphql.request_log.queries import RequestLogQueries
 from crabglamp.api.graphql.scalars import SCALARS
 from crabglamp.api.graphql.usage.queries import UsageQueries
 from crabglamp.api.graphql.virtual_keys.mutations import VirtualKeyMutations
+from crabglamp.api.graphql.viewer.queries import ViewerQueries
 from crabglamp.api.graphql.virtual_keys.queries import VirtualKeyQueries
 
 QUERIES: tuple[type, ...] = (
@@ -38,6 +39,7 @@ QUERIES: tuple[type, ...] = (
     AccountQueries,
     RequestLogQueries,
     AlertQueries,
+    ViewerQueries,
 )
 # The key lifecycle (virtual_keys/mutations.py) and alert endpoints (alerts/mutations.py).
 MUTATIONS: tuple[type, ...] = (VirtualKeyMutations, AlertMutations)
