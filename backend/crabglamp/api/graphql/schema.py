@@ -27,8 +27,8 @@ from crabglamp.api.graphql.permissions import is_expected
 from crabglamp.api.graphql.request_log.queries import RequestLogQueries
 from crabglamp.api.graphql.scalars import SCALARS
 from crabglamp.api.graphql.usage.queries import UsageQueries
-from crabglamp.api.graphql.virtual_keys.mutations import VirtualKeyMutations
 from crabglamp.api.graphql.viewer.queries import ViewerQueries
+from crabglamp.api.graphql.virtual_keys.mutations import VirtualKeyMutations
 from crabglamp.api.graphql.virtual_keys.queries import VirtualKeyQueries
 
 QUERIES: tuple[type, ...] = (

@@ -58,7 +58,10 @@ class ViewerType:
         "caps; MEMBER: may read only); null without an account."
     )
     async def role(self, info: Info) -> AccountRole | None:
-        if self.account_id is None or await info.context.loaders.account.load(self.account_id) is None:
+        if (
+            self.account_id is None
+            or await info.context.loaders.account.load(self.account_id) is None
+        ):
             return None
         async with info.context.db.connection() as conn:
             admin = await administers(conn, info.context.caller, self.account_id)
