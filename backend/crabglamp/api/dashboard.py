@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from crabglamp.api.auth import SESSION_COOKIE
 from crabglamp.settings import Settings
 
 DASHBOARD_PATH: Final = "/dashboard/usage"
@@ -206,6 +207,13 @@ def dashboard_routes(settings: Settings, dist: Path | None = None) -> list[BaseR
             return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": "no-store"})
         return HTMLResponse(page, headers=headers)
 
+    async def sign_out(request: Request) -> Response:
+        # The session cookie is HttpOnly: only the server can take it away. Nothing to
+        # authenticate (ending a session needs none), so another site gains nothing by it.
+        response = Response(status_code=204, headers={"Cache-Control": "no-store"})
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=request.url.scheme == "https")
+        return response
+
     async def top_level_file(request: Request) -> Response:
         # Files Vite copies from public/ (the icon); not hashed, so revalidated after an hour.
         name = request.path_params["name"]
@@ -221,6 +229,7 @@ def dashboard_routes(settings: Settings, dist: Path | None = None) -> list[BaseR
         Route("/dashboard/", to_dashboard, methods=["GET", "HEAD"]),
         Route(DASHBOARD_PATH, spa, methods=["GET", "HEAD"]),
         Route(DASHBOARD_PATH + "/{rest:path}", spa, methods=["GET", "HEAD"]),
+        Route("/dashboard/sign-out", sign_out, methods=["POST"]),
         Mount("/dashboard/assets", app=assets),
         Route("/dashboard/{name}", top_level_file, methods=["GET", "HEAD"]),
         *docs_routes(settings),

@@ -108,6 +108,7 @@ export class RequestLogDialog {
           {
             date: selection.date,
             accountId: scope.accountId,
+            admin: scope.admin || null,
             keyIds: this.keysInView(),
             provider,
             model: selection.model,
