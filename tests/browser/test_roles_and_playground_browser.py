@@ -223,3 +223,31 @@ def test_the_new_secret_is_never_cut_off(browser: Browser, live_server: LiveServ
 
 
 assert LAPTOP  # the default viewport of the `page` fixture (conftest)
+
+
+def test_a_key_with_less_left_than_a_typical_request_says_its_cap_is_reached(
+    page: Page, live_server: LiveServer
+) -> None:
+    token = sign_in(page, live_server)
+    wait_until_drawn(page)
+    answer = live_server.graphql(
+        token,
+        "{ virtualKeys { id status accruedCents } usage { llm { keys { keyId totalCents requestCount } } } }",
+    )
+    busy = {k["keyId"]: k for k in answer["usage"]["llm"]["keys"] if k["requestCount"] > 0}
+    key = next(k for k in answer["virtualKeys"] if k["status"] == "active" and k["id"] in busy)
+    typical = busy[key["id"]]["totalCents"] / busy[key["id"]]["requestCount"]
+    cap = round(key["accruedCents"] + typical / 2, 6)  # under 100 %, less than a request left
+    live_server.graphql(
+        token,
+        "mutation($k: ID!, $c: Float) { setSpendCap(keyId: $k, spendCapCents: $c) { __typename } }",
+        {"k": key["id"], "c": cap},
+    )
+    page.reload()
+    wait_until_drawn(page)
+    card = page.locator(f'.key-card[data-key-id="{key["id"]}"]')
+    expect(card).to_have_class(re.compile(r"\blevel-over\b"))
+    expect(card.locator(".level-word")).to_have_text("Cap reached")
+    # The proxy's own words (proxy/refusals.py cap_refusal).
+    expect(card.locator(".cap-reached")).to_contain_text("monthly spend cap of $")
+    expect(card.locator(".cap-reached")).to_contain_text("is reached")
