@@ -38,7 +38,8 @@ test *ARGS: frontend
     pytest {{ARGS}}
 
 # Skipped when nothing changed since the last build.
-# build the dashboard into frontend/dist: npm ci if needed, graphql-codegen, tsc, vite build
+# build the dashboard and the GraphQL playground into frontend/dist: npm ci if needed,
+# graphql-codegen, tsc, vite build
 frontend:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -47,7 +48,7 @@ frontend:
       echo "==> npm ci (frontend dependencies)" >&2
       npm ci --no-audit --no-fund --loglevel=error
     fi
-    if [ -f dist/index.html ] && [ -z "$(find src public index.html *.ts package-lock.json ../schema.graphql -newer dist/index.html -not -path 'src/generated/*' 2>/dev/null | head -1)" ]; then
+    if [ -f dist/index.html ] && [ -z "$(find src public index.html playground.html playground-examples *.ts package-lock.json ../schema.graphql -newer dist/index.html -not -path 'src/generated/*' 2>/dev/null | head -1)" ]; then
       exit 0
     fi
     echo "==> building the dashboard (frontend/dist)" >&2

@@ -10,6 +10,8 @@ export class ApiError extends Error {
   constructor(
     readonly kind: ErrorKind,
     message: string,
+    /** The argument a BAD_USER_INPUT error names (e.g. accountId). */
+    readonly argument: string | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -24,6 +26,7 @@ interface ClerkGlobal {
   load(): Promise<void>;
   session?: ClerkSession | null;
   redirectToSignIn(options?: { redirectUrl?: string }): Promise<unknown>;
+  signOut?(): Promise<unknown>;
 }
 declare global {
   interface Window {
@@ -56,7 +59,7 @@ function clerk(): Promise<ClerkGlobal | null> {
   return clerkReady;
 }
 
-async function authHeaders(): Promise<Record<string, string>> {
+export async function authHeaders(): Promise<Record<string, string>> {
   const found = await clerk();
   // Clerk session tokens live 60 s; getToken() returns a fresh one. Development relies on the
   // `__session` cookie that /dev/sign-in set.
@@ -76,9 +79,25 @@ export async function signIn(): Promise<void> {
   location.assign(`${target}?next=${encodeURIComponent(here)}`);
 }
 
+/** Ends the session: Clerk's, and the `__session` cookie (the server clears it), then back to
+ * signing in (development: the chooser of demo users). */
+export async function signOut(): Promise<void> {
+  const found = await clerk();
+  if (found?.signOut) await found.signOut();
+  // JSON and same-origin, like every state-changing request the server accepts with a cookie.
+  await fetch("/dashboard/sign-out", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json" },
+    body: "{}",
+  }).catch(() => undefined);
+  const target = pageConfig().signInUrl;
+  location.assign(target ? `${target}?next=${encodeURIComponent("/dashboard/usage")}` : "/dashboard/usage");
+}
+
 interface GraphQLResponse<T> {
   data?: T | null;
-  errors?: { message: string; extensions?: { code?: string } }[];
+  errors?: { message: string; extensions?: { code?: string; argument?: string } }[];
 }
 
 /** Bytes of every GraphQL response body, by operation; read by benchmarks and tests. */
@@ -133,7 +152,7 @@ export async function execute<TResult, TVariables>(
   }
   const first = body.errors?.[0];
   if (first) {
-    throw new ApiError(kindOf(first.extensions?.code, response.status), first.message);
+    throw new ApiError(kindOf(first.extensions?.code, response.status), first.message, first.extensions?.argument ?? null);
   }
   if (!response.ok || body.data === undefined || body.data === null) {
     throw new ApiError(kindOf(undefined, response.status), `The server answered ${response.status}.`);

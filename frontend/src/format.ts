@@ -28,9 +28,11 @@ const compactDollars = new Intl.NumberFormat("en-US", {
 const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const oneDecimal = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
 
-/** $1,234.56 — rounded half-up to whole cents like the invoice. */
+/** $1,234.56 — rounded half-up to whole cents like the invoice; an amount that rounds to
+ * nothing but is not nothing reads "<$0.01" (never "$0.00" beside a non-zero share). */
 export function money(cents: number): string {
   const rounded = roundHalfUpCents(cents);
+  if (rounded === 0 && toMicros(cents) !== 0) return cents > 0 ? "<$0.01" : ">-$0.01";
   return dollars.format(rounded / 100);
 }
 

@@ -1,10 +1,10 @@
 // The usage dashboard: the view lives in the URL; each section loads exactly what it draws.
 
 import "./styles.css";
-import { ApiError, signIn } from "./api";
+import { ApiError, signIn, signOut } from "./api";
 import { toCsv, download } from "./csv";
 import { $, h, replace } from "./dom";
-import { longDay, parseDay } from "./format";
+import { longDay, monthName as longMonth, parseDay } from "./format";
 import { anomalyMutations, keyMutations } from "./mutations";
 import { type Scope, scopeOf } from "./scope";
 import { AnomaliesSection } from "./sections/anomalies";
@@ -17,14 +17,35 @@ import { LlmSection } from "./sections/llm";
 import { ModelsSection } from "./sections/models";
 import { RequestLogDialog } from "./sections/requestLog";
 import { SummarySection, type Totals } from "./sections/summary";
-import { Toolbar } from "./sections/toolbar";
+import { Toolbar, type Viewer } from "./sections/toolbar";
 import { VoiceSection } from "./sections/voice";
-import { PRESETS, type LogSelection, type ViewState, fromSearch, sameView, toSearch } from "./state";
+import { PRESETS, type LogSelection, type ViewState, fromSearch, parseSearch, sameView, toSearch } from "./state";
 import { isAbort } from "./ui";
 
+/** An account the URL names that the caller cannot see: one message instead of every panel's. */
+function accountRefusal(error: unknown): { title: string; text: string } | null {
+  if (!(error instanceof ApiError)) return null;
+  if (error.kind === "forbidden")
+    return { title: "You cannot see this account", text: "The address names an account you are not a member of. Ask one of its administrators to invite you, or go back to your own usage." };
+  if (error.kind === "invalid" && error.argument === "accountId")
+    return { title: "No such account", text: `The address's account is not an account id (${error.message}).` };
+  return null;
+}
+
+function slug(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "x";
+}
+
 class Dashboard {
-  private state: ViewState = fromSearch(location.search);
+  private readonly parsed = parseSearch(location.search);
+  private state: ViewState = this.parsed.state;
   private scope: Scope = scopeOf(this.state);
+  /** Accounts the caller has been seen to read: the URL's account is checked once, first. */
+  private readonly readable = new Set<string>();
+  private readonly layout: HTMLElement[];
+  private readonly notice = h("div", { className: "url-notice", role: "alert", hidden: true });
+  private readonly accountLabel = h("p", { className: "account-label" });
+  private readonly identity = h("div", { className: "identity" });
   private controller: AbortController | null = null;
   private loadingNow = false;
   private lastLoaded = 0;
@@ -79,10 +100,12 @@ class Dashboard {
     this.compute.onData = (d) => this.setTotals({ compute: d ? { cents: d.totalCents } : null });
     this.voice.onData = (d) => this.setTotals({ voice: d ? { cents: d.totalCents, characters: d.totalCharacters } : null });
 
-    this.main = h(
-      "main",
-      { id: "main", tabindex: "-1" },
-      h("div", { className: "page-head" }, h("h1", null, "Usage"), this.periodLabel),
+    this.keys.accountOnly = { title: "Keys belong to accounts", text: "This is every account's usage. Choose an account above to see its virtual keys and act on them." };
+    this.invoice.accountOnly = { title: "Invoices are per account", text: "Choose an account above to see its invoice for the month." };
+    this.anomalies.accountOnly = { title: "Anomalies are found per account", text: "Choose an account above to see its anomalies." };
+    this.layout = [
+      this.notice,
+      h("div", { className: "page-head" }, h("h1", null, "Usage"), this.accountLabel, this.periodLabel),
       this.toolbar.el,
       h("p", { className: "filter-note" }, "Provider and key filters narrow LLM spend only; compute and voice always show the whole account."),
       this.summary.el,
@@ -91,7 +114,9 @@ class Dashboard {
       this.llm.el,
       h("div", { className: "two-up" }, this.compute.el, this.voice.el),
       h("div", { className: "two-up two-up-wide" }, this.models.el, this.invoice.el),
-    );
+    ];
+    this.main = h("main", { id: "main", tabindex: "-1" }, ...this.layout);
+    this.showProblems(this.parsed.problems);
     replace(
       root,
       h("a", { className: "skip-link", href: "#main" }, "Skip to the usage figures"),
@@ -100,7 +125,8 @@ class Dashboard {
         { className: "topbar" },
         h("a", { className: "brand", href: "/dashboard/usage", "aria-label": "CrabGlamp Usage, home" }, h("span", { className: "logo", "aria-hidden": "true" }), h("span", null, "CrabGlamp"), h("span", { className: "brand-product" }, "Usage")),
         this.freshness.el,
-        h("nav", { className: "topnav", "aria-label": "Help" }, h("a", { href: "/docs/monitor-usage" }, "Docs"), h("a", { href: "/docs/api-reference" }, "API")),
+        h("nav", { className: "topnav", "aria-label": "Help" }, h("a", { href: "/docs/monitor-usage" }, "Docs"), h("a", { href: "/docs/api-reference" }, "API"), h("a", { href: "/graphql" }, "GraphQL")),
+        this.identity,
       ),
       this.main,
       this.log.el,
@@ -170,7 +196,7 @@ class Dashboard {
 
   private describePeriod(scope: Scope): string {
     const { period, state } = scope;
-    const preset = PRESETS.find((p) => p.value === state.preset)?.label ?? "Custom range";
+    const preset = PRESETS.find((p) => p.value === state.preset)?.label ?? (period.month ? longMonth(period.month) : "Custom range");
     const from = parseDay(period.from);
     const to = parseDay(period.to);
     const sameYear = from.getUTCFullYear() === to.getUTCFullYear();
@@ -195,10 +221,30 @@ class Dashboard {
     this.loadingNow = true;
     this.freshness.loading();
     const started = new Date();
+    // An account named in the URL is checked before anything else asks for it: one clear
+    // message if it is not the caller's to see, not one error per panel.
+    const checkFirst = scope.accountId !== null && !this.readable.has(scope.accountId);
+    if (checkFirst) {
+      try {
+        await this.toolbar.load(scope, signal);
+      } catch (error) {
+        if (signal.aborted || isAbort(error)) return;
+        this.loadingNow = false;
+        const refusal = accountRefusal(error);
+        if (refusal) return this.refused(refusal);
+        if (error instanceof ApiError && error.kind === "unauthenticated") return this.signedOut();
+      }
+      if (signal.aborted) return;
+      if (scope.accountId && this.toolbar.viewer && !this.toolbar.viewer.account) {
+        this.loadingNow = false;
+        return this.refused({ title: "No such account", text: `No account has the id ${scope.accountId}.` });
+      }
+    }
+    this.showSections();
     const results = await Promise.allSettled([
       this.llm.load(scope, signal, quiet),
       this.keys.load(scope, signal, quiet),
-      this.toolbar.load(scope, signal),
+      checkFirst ? Promise.resolve() : this.toolbar.load(scope, signal),
       this.anomalies.load(scope, signal, quiet),
       this.compute.load(scope, signal, quiet),
       this.voice.load(scope, signal, quiet),
@@ -217,6 +263,60 @@ class Dashboard {
       this.lastLoaded = Date.now();
       this.freshness.loaded(started);
     }
+    const viewer = this.toolbar.viewer;
+    if (viewer) this.showViewer(viewer, scope);
+    if (viewer?.account) this.readable.add(viewer.account.id);
+    // A platform admin owns no account: the first view is every account's, with the picker.
+    if (viewer?.isPlatformAdmin && !viewer.account && !scope.accountId && !scope.admin) {
+      this.state = { ...this.state, admin: true };
+      history.replaceState(history.state, "", location.pathname + toSearch(this.state));
+      void this.reload(false);
+    }
+  }
+
+  /** The header: which account this is, who is looking, what they may do, and signing out. */
+  private showViewer(viewer: Viewer, scope: Scope): void {
+    const role = viewer.isPlatformAdmin ? "platform admin" : viewer.role === "ADMIN" ? "admin" : viewer.role === "MEMBER" ? "member, read only" : "no account yet";
+    this.accountLabel.textContent = scope.admin ? "All accounts (platform-wide)" : (viewer.account?.name ?? "No account yet");
+    const out = h("button", { type: "button", className: "button button-small button-quiet", id: "sign-out" }, "Sign out");
+    out.addEventListener("click", () => void signOut());
+    replace(
+      this.identity,
+      h("span", { className: "identity-text" }, "Signed in as ", h("strong", { className: "identity-user" }, viewer.userId), h("span", { className: "identity-role" }, ` (${role})`)),
+      out,
+    );
+  }
+
+  private showSections(): void {
+    if (this.main.firstElementChild !== this.layout[0]) replace(this.main, ...this.layout);
+    this.freshness.el.hidden = false;
+  }
+
+  private refused({ title, text }: { title: string; text: string }): void {
+    const own = h("a", { className: "button", href: "/dashboard/usage" }, "Go to your usage");
+    replace(
+      this.main,
+      h("div", { className: "signed-out account-refused", role: "alert" }, h("h1", null, title), h("p", null, text), own),
+    );
+    this.freshness.el.hidden = true;
+  }
+
+  /** What in the address could not be used, said once, with what the page shows instead. */
+  private showProblems(problems: string[]): void {
+    if (problems.length === 0) return;
+    const dismiss = h("button", { type: "button", className: "link-button" }, "Dismiss");
+    dismiss.addEventListener("click", () => {
+      this.notice.hidden = true;
+    });
+    replace(
+      this.notice,
+      h("p", { className: "url-notice-title" }, "Part of this address could not be used:"),
+      h("ul", null, problems.map((p) => h("li", null, p))),
+      h("p", null, `Showing ${this.describePeriod(scopeOf(this.state))} instead. `, dismiss),
+    );
+    this.notice.hidden = false;
+    // The address now says what the page shows.
+    history.replaceState(null, "", location.pathname + toSearch(this.state));
   }
 
   private signedOut(): void {
@@ -242,7 +342,21 @@ class Dashboard {
       { llm: this.llm.data, compute: this.compute.data, voice: this.voice.data, keys: this.keys.data },
       period,
     );
-    download(`crabglamp-usage-${period.from}_${period.to}.csv`, text);
+    download(`crabglamp-usage-${period.from}_${period.to}${this.filterSuffix()}.csv`, text);
+  }
+
+  /** A filtered export's file name says its filter: "_provider-openai_key-prod". */
+  private filterSuffix(): string {
+    const { state } = this.scope;
+    const parts: string[] = [];
+    if (state.admin) parts.push("all-accounts");
+    else if (state.accountId) parts.push(`account-${slug(this.toolbar.viewer?.account?.name ?? state.accountId)}`);
+    if (state.providers.length) parts.push(`provider-${state.providers.map(slug).join("+")}`);
+    if (state.keyIds.length) {
+      const name = (id: string) => this.keys.data?.keys.find((k) => k.id === id)?.name ?? id.slice(0, 8);
+      parts.push(`key-${state.keyIds.map((id) => slug(name(id))).join("+")}`);
+    }
+    return parts.map((p) => `_${p}`).join("");
   }
 }
 

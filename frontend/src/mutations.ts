@@ -22,8 +22,8 @@ function refused(result: { __typename: string; code?: string; message?: string }
 }
 
 export const keyMutations: KeyMutations = {
-  async rotate(keyId: string): Promise<Rotated> {
-    const { rotateVirtualKey: result } = await execute(RotateVirtualKeyDocument, { keyId });
+  async rotate(keyId: string, gracePeriodSeconds: number): Promise<Rotated> {
+    const { rotateVirtualKey: result } = await execute(RotateVirtualKeyDocument, { keyId, gracePeriodSeconds });
     if (result.__typename !== "RotateVirtualKeySuccess") throw refused(result);
     return {
       secret: result.secret,

@@ -7,6 +7,8 @@ export interface Scope {
   state: ViewState;
   period: Period;
   accountId: string | null;
+  /** The platform-wide view of a platform admin: no account, every account's usage. */
+  admin: boolean;
   /** month, or from/to: what every period-bound document is asked for */
   periodVars: { month: string | null; from: string | null; to: string | null };
   /** the anomalies panel: the period, reaching back a week when this month has only just begun */
@@ -31,15 +33,20 @@ export function scopeOf(state: ViewState, now: Date = new Date()): Scope {
   // A leak found late on the 31st matters as much on the 1st: early in the current month the
   // panel also covers the last days of the month before, so an anomaly never vanishes at midnight.
   const recentStart = addDays(today(now), -(RECENT_ANOMALY_DAYS - 1));
-  const reachBack = state.preset === "this-month" && recentStart < period.from;
+  const reachBack = period.month === today(now).slice(0, 7) && state.preset !== "last-month" && recentStart < period.from;
   const anomalyVars = reachBack ? { month: null, from: recentStart, to: period.to } : periodVars;
-  const base: UsageFilter = { ...withoutNulls(periodVars), ...(state.accountId ? { accountId: state.accountId } : {}) };
+  const base: UsageFilter = {
+    ...withoutNulls(periodVars),
+    ...(state.accountId ? { accountId: state.accountId } : {}),
+    ...(state.admin ? { admin: true } : {}),
+  };
   const keyed: UsageFilter = state.keyIds.length ? { ...base, keyIds: state.keyIds } : base;
   const llm = state.providers.length ? state.providers.map((provider) => ({ ...keyed, provider })) : [keyed];
   return {
     state,
     period,
     accountId: state.accountId,
+    admin: state.admin,
     periodVars,
     anomalyVars,
     anomaliesReachBackTo: reachBack ? recentStart : null,

@@ -11,7 +11,7 @@ from graphql import GraphQLInputObjectType, GraphQLObjectType, build_schema
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from crabglamp.api.dashboard import DOCS, DOCS_DIR, dashboard_routes
+from crabglamp.api.dashboard import DOCS, DOCS_DIR, dashboard_routes, playground_response
 from crabglamp.app import create_app
 from crabglamp.settings import Settings
 
@@ -30,6 +30,7 @@ def dist(tmp_path: Path) -> Path:
     (root / "index.html").write_text(INDEX)
     (root / "assets" / "index-abc123.js").write_text("console.log('dashboard');" * 100)
     (root / "favicon.svg").write_text("<svg/>")
+    (root / "playground.html").write_text(INDEX.replace("index-abc123", "playground-abc123"))
     return root
 
 
@@ -71,6 +72,33 @@ def test_the_usage_page_and_its_client_routes_serve_the_app(dist: Path) -> None:
         "clerkPublishableKey": None,
     }
     assert client.get("/dashboard/elsewhere").status_code == 404
+
+
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy")
+
+
+def test_the_playground_and_the_docs_send_the_dashboards_security_headers(dist: Path) -> None:
+    client = _client(dist)
+    dashboard = client.get("/dashboard/usage").headers
+    csp = dashboard["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+    assert dashboard["x-content-type-options"] == "nosniff"
+    assert dashboard["referrer-policy"] == "same-origin"
+    playground = playground_response(Settings(), dist)
+    assert playground.status_code == 200
+    assert b"playground-abc123.js" in playground.body
+    # The playground gets the page's configuration (how to sign in) like the dashboard.
+    assert _config(playground.body.decode()) == _config(client.get("/dashboard/usage").text)
+    pages = {
+        "playground": playground.headers,
+        **{
+            path: client.get(path).headers
+            for path in ("/docs", "/docs/monitor-usage", "/docs/monitor-usage.md", "/docs/nope")
+        },
+    }
+    for page, headers in pages.items():
+        for name in SECURITY_HEADERS:
+            assert headers[name] == dashboard[name], (page, name)
 
 
 def test_hashed_assets_are_cached_for_a_year_and_compressed(dist: Path) -> None:

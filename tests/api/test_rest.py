@@ -449,3 +449,18 @@ async def test_readyz_is_503_when_the_database_is_unreachable(
         # In production the driver's words (paths, hosts, users) stay in the server.
         assert (error["message"] == "the database is unreachable") is production
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_unknown_api_routes_answer_in_the_rest_error_shape(client: httpx.AsyncClient) -> None:
+    nothing = await client.get("/api/nothing")
+    assert nothing.status_code == 404
+    assert nothing.headers["content-type"] == "application/json"
+    assert nothing.json()["error"]["code"] == "not_found"
+    assert "/api/nothing" in nothing.json()["error"]["message"]
+    deep = await client.delete("/api/usage/and/more")
+    assert deep.status_code == 404 and deep.json()["error"]["code"] == "not_found"
+    # A known path in another method: 405 with the method it takes, still in the same shape.
+    wrong = await client.post("/api/usage")
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET"
+    assert wrong.json()["error"]["code"] == "method_not_allowed"

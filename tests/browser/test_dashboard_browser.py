@@ -53,6 +53,8 @@ def micros(cents: float | str) -> int:
 
 def money(cents: float) -> str:
     rounded = (Decimal(str(cents)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if rounded == 0 and cents > 0:
+        return "<$0.01"  # never "$0.00" for an amount that is not nothing
     return f"${rounded:,}"
 
 
@@ -103,10 +105,11 @@ def segment_point(page: Page, dataset: int, index: int) -> dict[str, float]:
     return point
 
 
-def level(percent_used: float | None) -> str:
+def level(percent_used: float | None, headroom: float | None = None, typical: float = 0) -> str:
     if percent_used is None:
         return "none"
-    if percent_used >= 100:
+    # Less left of the cap than a typical request costs: the proxy refuses already.
+    if percent_used >= 100 or (headroom is not None and typical > 0 and headroom < typical):
         return "over"
     if percent_used >= 90:
         return "danger"
@@ -142,9 +145,15 @@ def test_key_cards_and_totals_equal_the_api(page: Page, live_server: LiveServer)
             expect(card.get_by_role("progressbar")).to_have_accessible_name(
                 f"{key['name']}: share of the monthly cap used"
             )
-        # Warning colours near the cap.
-        expect(card).to_have_class(re.compile(rf"\blevel-{level(key['percentUsed'])}\b"))
         period = spent.get(key["id"], {"totalCents": 0.0, "requestCount": 0})
+        # Warning colours near the cap.
+        headroom = (
+            None if key["spendCapCents"] is None else key["spendCapCents"] - key["accruedCents"]
+        )
+        typical = period["totalCents"] / period["requestCount"] if period["requestCount"] else 0
+        expect(card).to_have_class(
+            re.compile(rf"\blevel-{level(key['percentUsed'], headroom, typical)}\b")
+        )
         shown_spend = card.locator(".period-spend").get_attribute("data-cents") or "nan"
         assert micros(shown_spend) == micros(period["totalCents"])
         count = card.locator(".period-requests").get_attribute("data-count")

@@ -1,9 +1,11 @@
-"""The dashboard single-page app (`/dashboard/usage`) and the customer docs (`/docs/...`).
+"""The dashboard single-page app (`/dashboard/usage`), the GraphQL playground's page, and the
+customer docs (`/docs/...`).
 
-The SPA is built by `just frontend` into frontend/dist (or shipped in the package as
-crabglamp/static/dashboard); this module only serves it. Hashed assets are cached for a year,
-the HTML never, so a deployment is visible on the next page load. Docs are the Markdown files in
-crabglamp/docs, rendered to HTML, each with a plain-text "View as Markdown" twin.
+The SPA and the playground are built by `just frontend` into frontend/dist (or shipped in the
+package as crabglamp/static/dashboard); this module only serves them. Hashed assets are cached
+for a year, the HTML never, so a deployment is visible on the next page load. Docs are the
+Markdown files in crabglamp/docs, rendered to HTML, each with a plain-text "View as Markdown"
+twin. Every page sends the same security headers (`security_headers`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from crabglamp.api.auth import SESSION_COOKIE
 from crabglamp.settings import Settings
 
 DASHBOARD_PATH: Final = "/dashboard/usage"
@@ -142,15 +145,29 @@ def _content_security_policy(config: _PageConfig) -> str:
         f"connect-src 'self'{clerk}; "
         f"frame-src 'self'{clerk}; "
         f"img-src 'self' data:{' https://img.clerk.com' if clerk else ''}; "
-        # Chart.js sizes its canvases with inline styles.
+        # Chart.js and the playground's editor size and colour their elements with inline styles.
         "style-src 'self' 'unsafe-inline'; "
+        # GraphiQL's stylesheet carries its fonts inline, as data: URLs.
+        "font-src 'self' data:; "
+        # The playground's editor runs its language services in workers of our own origin.
+        "worker-src 'self'; "
         "base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
     )
 
 
-def _index_html(dist: Path, config: _PageConfig) -> str | None:
+def security_headers(settings: Settings) -> dict[str, str]:
+    """What every page of ours sends (the dashboard, the playground, the docs): one CSP that
+    forbids framing and foreign scripts, no content sniffing, no referrer to other sites."""
+    return {
+        "Content-Security-Policy": _content_security_policy(_page_config(settings)),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+    }
+
+
+def _page_html(dist: Path, config: _PageConfig, name: str = "index.html") -> str | None:
     try:
-        page = (dist / "index.html").read_text(encoding="utf-8")
+        page = (dist / name).read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     head = f'<script id="crabglamp-config" type="application/json">{config.as_json()}</script>'
@@ -163,6 +180,8 @@ def _index_html(dist: Path, config: _PageConfig) -> str | None:
         )
     return page.replace("</head>", f"{head}</head>", 1)
 
+
+PLAYGROUND_PAGE: Final = "playground.html"
 
 _NOT_BUILT: Final = (
     "<!doctype html><html lang=en><head><meta charset=utf-8><title>Dashboard not built</title>"
@@ -177,21 +196,23 @@ def dashboard_routes(settings: Settings, dist: Path | None = None) -> list[BaseR
     client-side routes included); `/dashboard/assets/*` are its hashed files."""
     root = dist or find_dist()
     config = _page_config(settings)
-    headers = {
-        "Cache-Control": _REVALIDATE,
-        "Content-Security-Policy": _content_security_policy(config),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "same-origin",
-    }
+    headers = {"Cache-Control": _REVALIDATE, **security_headers(settings)}
 
     async def to_dashboard(_request: Request) -> Response:
         return RedirectResponse(DASHBOARD_PATH, status_code=307)
 
     async def spa(_request: Request) -> Response:
-        page = _index_html(root, config)
+        page = _page_html(root, config)
         if page is None:
             return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": "no-store"})
         return HTMLResponse(page, headers=headers)
+
+    async def sign_out(request: Request) -> Response:
+        # The session cookie is HttpOnly: only the server can take it away. Nothing to
+        # authenticate (ending a session needs none), so another site gains nothing by it.
+        response = Response(status_code=204, headers={"Cache-Control": "no-store"})
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=request.url.scheme == "https")
+        return response
 
     async def top_level_file(request: Request) -> Response:
         # Files Vite copies from public/ (the icon); not hashed, so revalidated after an hour.
@@ -208,10 +229,20 @@ def dashboard_routes(settings: Settings, dist: Path | None = None) -> list[BaseR
         Route("/dashboard/", to_dashboard, methods=["GET", "HEAD"]),
         Route(DASHBOARD_PATH, spa, methods=["GET", "HEAD"]),
         Route(DASHBOARD_PATH + "/{rest:path}", spa, methods=["GET", "HEAD"]),
+        Route("/dashboard/sign-out", sign_out, methods=["POST"]),
         Mount("/dashboard/assets", app=assets),
         Route("/dashboard/{name}", top_level_file, methods=["GET", "HEAD"]),
-        *docs_routes(),
+        *docs_routes(settings),
     ]
+
+
+def playground_response(settings: Settings, dist: Path | None = None) -> Response:
+    """The GraphQL playground (GraphiQL, built into frontend/dist with the dashboard): what
+    `GET /graphql` answers a browser. Same config, same headers as the dashboard's page."""
+    page = _page_html(dist or find_dist(), _page_config(settings), PLAYGROUND_PAGE)
+    if page is None:
+        return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(page, headers={"Cache-Control": _REVALIDATE, **security_headers(settings)})
 
 
 # Docs -----------------------------------------------------------------------------------------
@@ -280,10 +311,11 @@ def _doc_page(title: str, body: str, current: str | None, markdown_href: str | N
     )
 
 
-_DOC_HEADERS: Final = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"}
+_DOC_CACHE: Final = {"Cache-Control": "public, max-age=300"}
+_NO_CACHE: Final = {"Cache-Control": _REVALIDATE}
 
 
-async def docs_index(_request: Request) -> Response:
+def _docs_index(headers: dict[str, str]) -> Response:
     items = "".join(
         f'<li><a href="/docs/{doc.slug}">{html.escape(doc.title)}</a> — '
         f'{html.escape(doc.summary)} (<a href="/docs/{doc.slug}.md">Markdown</a>)</li>'
@@ -293,24 +325,33 @@ async def docs_index(_request: Request) -> Response:
         "<h1>CrabGlamp Usage documentation</h1><p>Guides for watching and controlling what your "
         f"agents spend, and the reference of the usage APIs.</p><ul>{items}</ul>"
     )
-    return HTMLResponse(_doc_page("Documentation", body, None, None), headers=_DOC_HEADERS)
+    return HTMLResponse(_doc_page("Documentation", body, None, None), headers=headers)
 
 
-async def doc(request: Request) -> Response:
+def _doc(request: Request, headers: dict[str, str]) -> Response:
     name: str = request.path_params["name"]
     as_markdown = name.endswith(".md")
     slug = name.removesuffix(".md")
     text = doc_markdown(slug)
     if text is None:
         body = '<h1>No such page</h1><p>See <a href="/docs">all guides</a>.</p>'
-        return HTMLResponse(_doc_page("Not found", body, None, None), status_code=404)
+        page = _doc_page("Not found", body, None, None)
+        return HTMLResponse(page, status_code=404, headers={**headers, **_NO_CACHE})
     if as_markdown:
-        return PlainTextResponse(text, headers=_DOC_HEADERS)
+        return PlainTextResponse(text, headers=headers)
     page = _doc_page(_DOCS_BY_SLUG[slug].title, _markdown().render(text), slug, f"/docs/{slug}.md")
-    return HTMLResponse(page, headers=_DOC_HEADERS)
+    return HTMLResponse(page, headers=headers)
 
 
-def docs_routes() -> list[BaseRoute]:
+def docs_routes(settings: Settings) -> list[BaseRoute]:
+    headers = {**_DOC_CACHE, **security_headers(settings)}
+
+    async def docs_index(_request: Request) -> Response:
+        return _docs_index(headers)
+
+    async def doc(request: Request) -> Response:
+        return _doc(request, headers)
+
     return [
         Route("/docs", docs_index, methods=["GET", "HEAD"]),
         Route("/docs/", docs_index, methods=["GET", "HEAD"]),

@@ -414,9 +414,32 @@ async def get_openapi(_request: Request) -> Response:
     return JSONResponse(openapi_document())
 
 
+_ANY_METHOD: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_ROUTES: Final = {"/api/usage": "GET", "/api/events": "POST", "/api/openapi.json": "GET"}
+
+
+async def unknown_route(request: Request) -> Response:
+    """Whatever `/api/...` the routes above did not match, in the REST error shape."""
+    path = request.url.path
+    allowed = _ROUTES.get(path)
+    if allowed is not None:
+        response = error_response(
+            405, "method_not_allowed", f"{request.method} is not supported on {path}; use {allowed}"
+        )
+        response.headers["Allow"] = allowed
+        return response
+    return error_response(
+        404,
+        "not_found",
+        f"no such route: {request.method} {path} (see GET /api/openapi.json for the API)",
+    )
+
+
 def rest_routes() -> list[BaseRoute]:
     return [
         Route("/api/usage", get_usage, methods=["GET"]),
         Route("/api/events", post_events, methods=["POST"]),
         Route("/api/openapi.json", get_openapi, methods=["GET"]),
+        # Last: any other /api path, in any method (a function route is GET-only unless told).
+        Route("/api/{rest:path}", unknown_route, methods=list(_ANY_METHOD)),
     ]

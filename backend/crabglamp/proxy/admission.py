@@ -70,6 +70,11 @@ def bearer(scope: Scope) -> str | None:
     return None
 
 
+def _article(word: str) -> str:
+    """ "an anthropic model", "a google model": by the sound of the provider's first letter."""
+    return "an" if word[:1].lower() in "aeio" else "a"
+
+
 async def admit(proxy: Proxy, exchange: Exchange, scope: Scope) -> None:
     """Authenticate, parse and price the request, then reserve its most against the key's cap."""
     secret = bearer(scope)
@@ -122,7 +127,7 @@ async def admit(proxy: Proxy, exchange: Exchange, scope: Scope) -> None:
         raise Refusal(
             403,
             "model_not_allowed",
-            f"This key is for {allowed} models; `{model}` is a {provider} model.",
+            f"This key is for {allowed} models; `{model}` is {_article(provider)} {provider} model.",
             param="model",
         )
     upstream = proxy.config.upstream(provider)

@@ -21,9 +21,21 @@ export interface Rotated {
 }
 
 export interface KeyMutations {
-  rotate(keyId: string): Promise<Rotated>;
+  rotate(keyId: string, gracePeriodSeconds: number): Promise<Rotated>;
   setCap(keyId: string, spendCapCents: number): Promise<void>;
 }
+
+/** The grace periods the dialog offers; the API takes 0 to 30 days (rotateVirtualKey). */
+export const GRACE_PERIODS: { seconds: number; label: string }[] = [
+  { seconds: 0, label: "None: the old secret stops at once" },
+  { seconds: 3600, label: "1 hour" },
+  { seconds: 86_400, label: "24 hours" },
+  { seconds: 7 * 86_400, label: "7 days" },
+  { seconds: 30 * 86_400, label: "30 days (the longest)" },
+];
+
+/** The largest monthly cap the API accepts: 1,000,000,000 cents (keys.check_spend_cap). */
+export const MAX_CAP_CENTS = 1_000_000_000;
 
 function dialogShell(id: string, title: string): { el: HTMLDialogElement; body: HTMLElement; heading: HTMLElement } {
   const heading = h("h2", { id: `${id}-title` }, title);
@@ -56,13 +68,18 @@ export class RotateKeyDialog {
     const confirm = h("button", { type: "button", className: "button button-danger" }, "Rotate key");
     const cancel = h("button", { type: "button", className: "button button-quiet" }, "Cancel");
     const problem = h("p", { className: "field-error", role: "alert" });
+    const grace = h(
+      "select",
+      { id: "rotate-grace", name: "grace", "aria-describedby": "rotate-grace-help" },
+      GRACE_PERIODS.map((g) => h("option", { value: g.seconds }, g.label)),
+    );
     cancel.addEventListener("click", () => this.el.close());
     confirm.addEventListener("click", async () => {
       confirm.disabled = true;
       confirm.textContent = "Rotating…";
       problem.textContent = "";
       try {
-        const rotated = await this.mutations.rotate(key.id);
+        const rotated = await this.mutations.rotate(key.id, Number(grace.value));
         this.showSecret(key, rotated);
         this.onDone();
       } catch (error) {
@@ -74,7 +91,8 @@ export class RotateKeyDialog {
     replace(
       this.body,
       h("p", null, "A new secret replaces ", key.secretPrefix ? h("code", null, `${key.secretPrefix}…`) : "the current one", ". Update every agent that uses this key with the new secret."),
-      h("p", { className: "hint" }, "Rotate at once if you suspect the secret leaked: the old secret stops being accepted."),
+      h("div", { className: "field" }, h("label", { for: "rotate-grace" }, "Old secret keeps working for"), grace),
+      h("p", { className: "hint", id: "rotate-grace-help" }, "A grace period lets agents switch to the new secret without failing requests. If you suspect the secret leaked, choose none: the old secret is refused at once."),
       problem,
       h("div", { className: "dialog-actions" }, cancel, confirm),
     );
@@ -84,7 +102,7 @@ export class RotateKeyDialog {
 
   private showSecret(key: KeySummary, rotated: Rotated): void {
     this.heading.textContent = `New secret for “${key.name}”`;
-    const field = h("input", { type: "text", readonly: true, value: rotated.secret, className: "secret", id: "new-secret", "aria-describedby": "secret-warning", spellcheck: "false", autocomplete: "off" });
+    const field = h("input", { type: "text", readonly: true, value: rotated.secret, size: rotated.secret.length, className: "secret", id: "new-secret", "aria-describedby": "secret-warning", spellcheck: "false", autocomplete: "off" });
     const copied = h("span", { className: "copied", role: "status" });
     const copy = h("button", { type: "button", className: "button" }, "Copy");
     copy.addEventListener("click", async () => {
@@ -143,6 +161,7 @@ export class RaiseCapDialog {
       type: "number",
       id: "cap-dollars",
       min: "0",
+      max: String(MAX_CAP_CENTS / 100),
       step: "0.01",
       inputmode: "decimal",
       required: true,
@@ -155,7 +174,7 @@ export class RaiseCapDialog {
     cancel.addEventListener("click", () => this.el.close());
     const form = h(
       "form",
-      { className: "cap-form" },
+      { className: "cap-form", novalidate: true },
       h(
         "dl",
         { className: "cap-facts" },
@@ -169,7 +188,7 @@ export class RaiseCapDialog {
         "p",
         { className: "hint", id: "cap-help" },
         lowering ? "A cap at what the key has spent stops it spending more this month: a loop is refused from its next request. " : "",
-        "Applies to this calendar month (UTC) and the months after. Requests that would pass the cap are refused with spend_cap_exceeded.",
+        `Between $0.00 and ${money(MAX_CAP_CENTS)}. Applies to this calendar month (UTC) and the months after. Requests that would pass the cap are refused with spend_cap_exceeded.`,
       ),
       problem,
       h("div", { className: "dialog-actions" }, cancel, confirm),
@@ -177,8 +196,9 @@ export class RaiseCapDialog {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const dollars = Number(input.value);
-      if (!Number.isFinite(dollars) || dollars < 0) {
-        problem.textContent = "Enter an amount of dollars, 0 or more.";
+      // The range in dollars, checked here too: a number the API refuses never leaves the page.
+      if (input.value.trim() === "" || !Number.isFinite(dollars) || dollars < 0 || dollars > MAX_CAP_CENTS / 100) {
+        problem.textContent = `Enter a monthly cap between $0.00 and ${money(MAX_CAP_CENTS)}.`;
         return;
       }
       const cents = Math.round(dollars * 100);

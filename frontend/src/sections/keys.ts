@@ -5,6 +5,7 @@ import { h, replace } from "../dom";
 import { count, exactMoney, money, percent, toMicros } from "../format";
 import { KeyCardsDocument, type KeyCardsQuery, type LeakPolicy } from "../generated/graphql";
 import type { Scope } from "../scope";
+import { today } from "../state";
 import { empty, section, setState } from "../ui";
 import { LoadedSection } from "./lifecycle";
 
@@ -19,14 +20,21 @@ export interface KeyCard {
 export interface KeysData {
   keys: VirtualKey[];
   cards: KeyCard[];
+  /** The caller administers the account: the cards offer Raise cap and Rotate. */
+  mayAdminister: boolean;
 }
 
 export type CapLevel = "none" | "ok" | "warn" | "danger" | "over";
 
-/** Warning colours near the cap: amber from 75 %, red from 90 %, "over" at 100 %. */
-export function capLevel(percentUsed: number | null): CapLevel {
+/**
+ * Warning colours near the cap: amber from 75 %, red from 90 %, "over" at 100 % — or as soon as
+ * what is left of the cap is less than a typical request of the key costs (`typicalMicros`, its
+ * mean in the period), since the proxy then refuses the key's requests already.
+ */
+export function capLevel(percentUsed: number | null, headroomMicros: number | null = null, typicalMicros = 0): CapLevel {
   if (percentUsed === null) return "none";
   if (percentUsed >= 100) return "over";
+  if (headroomMicros !== null && typicalMicros > 0 && headroomMicros < typicalMicros) return "over";
   if (percentUsed >= 90) return "danger";
   if (percentUsed >= 75) return "warn";
   return "ok";
@@ -93,7 +101,8 @@ export class KeysSection extends LoadedSection<KeysData> {
           b.key.accruedCents - a.key.accruedCents ||
           a.key.name.localeCompare(b.key.name),
       );
-    return { keys, cards };
+    const mayAdminister = answers[0]?.viewer.role === "ADMIN";
+    return { keys, cards, mayAdminister };
   }
 
   protected override render(data: KeysData, scope: Scope): void {
@@ -111,12 +120,18 @@ export class KeysSection extends LoadedSection<KeysData> {
       return;
     }
     setState(this.el, "ready");
-    const periodLabel = scope.state.preset === "this-month" ? "This month" : "In period";
-    replace(this.body, h("ul", { className: "key-grid", role: "list" }, data.cards.map((card) => this.card(card, periodLabel))));
+    const periodLabel = scope.period.month === today().slice(0, 7) ? "This month" : "In period";
+    replace(
+      this.body,
+      data.mayAdminister ? null : h("p", { className: "hint member-note" }, "You can read this account's keys; only its administrators can rotate them or change their caps."),
+      h("ul", { className: "key-grid", role: "list" }, data.cards.map((card) => this.card(card, periodLabel, data.mayAdminister))),
+    );
   }
 
-  private card({ key, periodMicros, periodRequests }: KeyCard, periodLabel: string): HTMLElement {
-    const level = capLevel(key.percentUsed);
+  private card({ key, periodMicros, periodRequests }: KeyCard, periodLabel: string, mayAdminister: boolean): HTMLElement {
+    const headroom = key.spendCapCents === null ? null : toMicros(key.spendCapCents) - toMicros(key.accruedCents);
+    const typical = periodRequests > 0 ? periodMicros / periodRequests : 0;
+    const level = capLevel(key.percentUsed, headroom, typical);
     const revoked = key.status === "revoked";
     const suspended = key.status === "suspended";
     const pct = key.percentUsed;
@@ -145,6 +160,14 @@ export class KeysSection extends LoadedSection<KeysData> {
               h("span", { className: "percent", "data-percent": pct }, percent(pct)),
               h("span", { className: "level-word" }, LEVEL_WORDS[level]),
             ),
+            // The proxy's own words (spend_cap_exceeded), so the card and the refusal agree.
+            level === "over" && key.spendCapCents !== null
+              ? h(
+                  "p",
+                  { className: "cap-reached", role: "note" },
+                  `This virtual key's monthly spend cap of ${money(key.spendCapCents)} is reached: requests are refused (spend_cap_exceeded). Raise the cap or wait for next month.`,
+                )
+              : null,
           );
     return h(
       "li",
@@ -166,6 +189,8 @@ export class KeysSection extends LoadedSection<KeysData> {
           null,
           h("dt", null, "Accrued this month"),
           h("dd", { className: "accrued figure", "data-cents": key.accruedCents, title: exactMoney(key.accruedCents) }, money(key.accruedCents)),
+          // What the cap counts: LLM requests and speech made with the key.
+          h("dd", { className: "figure-note" }, "LLM + voice through this key"),
         ),
         h(
           "div",
@@ -178,13 +203,13 @@ export class KeysSection extends LoadedSection<KeysData> {
       h(
         "p",
         { className: "key-period" },
-        `${periodLabel}: `,
+        `LLM ${periodLabel.toLowerCase()}: `,
         h("span", { className: "period-spend figure", "data-cents": periodMicros / 1e6, title: exactMoney(periodMicros / 1e6) }, money(periodMicros / 1e6)),
         " · ",
         h("span", { className: "period-requests", "data-count": periodRequests }, `${count(periodRequests)} request${periodRequests === 1 ? "" : "s"}`),
       ),
-      revoked ? null : this.leakPolicy(key),
-      revoked
+      revoked || !mayAdminister ? null : this.leakPolicy(key),
+      revoked || !mayAdminister
         ? null
         : h(
             "div",

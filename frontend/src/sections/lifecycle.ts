@@ -3,7 +3,7 @@
 
 import { replace } from "../dom";
 import type { Scope } from "../scope";
-import { errorBox, isAbort, loading, setState } from "../ui";
+import { empty, errorBox, isAbort, loading, setState } from "../ui";
 
 export interface LoadSteps<T> {
   /** Carries data-state and aria-busy. */
@@ -61,6 +61,11 @@ export abstract class LoadedSection<T> {
   /** The last answer drawn; null before the first and after a failure. */
   data: T | null = null;
   onData: (data: T | null) => void = () => {};
+  /**
+   * Set for a part that belongs to one account (keys, invoice, anomalies): in the platform-wide
+   * view it says this instead of loading.
+   */
+  accountOnly: { title: string; text: string } | null = null;
 
   constructor(frame: { el: HTMLElement; body: HTMLElement }, private readonly skeleton: Skeleton) {
     this.el = frame.el;
@@ -69,6 +74,13 @@ export abstract class LoadedSection<T> {
 
   /** A quiet refresh keeps the drawn figures on screen until the new ones arrive. */
   load(scope: Scope, signal: AbortSignal, quiet: boolean): Promise<void> {
+    if (scope.admin && this.accountOnly) {
+      this.data = null;
+      this.onData(null);
+      setState(this.el, "empty");
+      replace(this.body, empty(this.accountOnly.title, this.accountOnly.text));
+      return Promise.resolve();
+    }
     const { label, lines, tall = false } = this.skeleton;
     return runLoad({
       el: this.el,

@@ -109,6 +109,7 @@ export class RequestLogDialog {
           {
             date: selection.date,
             accountId: scope.accountId,
+            admin: scope.admin || null,
             keyIds: this.keysInView(),
             agentId: selection.agentId ?? null,
             provider,

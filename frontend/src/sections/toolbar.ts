@@ -2,9 +2,10 @@
 
 import { execute } from "../api";
 import { h, replace } from "../dom";
-import { AllAccountsDocument, FilterOptionsDocument } from "../generated/graphql";
+import { AllAccountsDocument, FilterOptionsDocument, type FilterOptionsQuery } from "../generated/graphql";
 import type { Scope } from "../scope";
 import { PRESETS, type Preset, type ViewState, isDay, daysBetween } from "../state";
+import { monthName } from "../format";
 import { isAbort } from "../ui";
 
 export interface Option {
@@ -87,6 +88,12 @@ export interface ToolbarHost {
   exportCsv(): void;
 }
 
+/** Who is looking at which account: the page's header, and what it may offer. */
+export type Viewer = FilterOptionsQuery["viewer"];
+
+/** The picker's value for the platform-wide view (no account). */
+const ALL_ACCOUNTS = "*";
+
 export class Toolbar {
   readonly el: HTMLElement;
   private readonly range: HTMLSelectElement;
@@ -100,22 +107,28 @@ export class Toolbar {
   readonly keys: MultiSelect;
   private readonly clear: HTMLButtonElement;
   readonly exportButton: HTMLButtonElement;
+  /** The last answer's viewer: null before the first. */
+  viewer: Viewer | null = null;
+  /** The month named in the URL, offered in the period picker while it is the view. */
+  private readonly monthOption = h("option", { value: "month", hidden: true });
 
   constructor(private readonly host: ToolbarHost) {
     this.range = h(
       "select",
       { id: "range", name: "range" },
       ...PRESETS.map((p) => h("option", { value: p.value }, p.label)),
+      this.monthOption,
       h("option", { value: "custom" }, "Custom range…"),
     );
     this.range.addEventListener("change", () => {
+      if (this.range.value === "month") return;
       if (this.range.value === "custom") {
         this.custom.hidden = false;
         this.from.focus();
         return;
       }
       this.custom.hidden = true;
-      this.host.change({ preset: this.range.value as Preset, from: null, to: null });
+      this.host.change({ preset: this.range.value as Preset, month: null, from: null, to: null });
     });
     this.from = h("input", { type: "date", id: "range-from", name: "from", required: true });
     this.to = h("input", { type: "date", id: "range-to", name: "to", required: true });
@@ -144,10 +157,14 @@ export class Toolbar {
         return;
       }
       this.rangeError.textContent = "";
-      this.host.change({ preset: null, from, to });
+      this.host.change({ preset: null, month: null, from, to });
     });
     this.account = h("select", { id: "account", name: "account" });
-    this.account.addEventListener("change", () => this.host.change({ accountId: this.account.value || null, keyIds: [] }));
+    this.account.addEventListener("change", () => {
+      const value = this.account.value;
+      if (value === ALL_ACCOUNTS) this.host.change({ accountId: null, admin: true, keyIds: [] });
+      else this.host.change({ accountId: value || null, admin: false, keyIds: [] });
+    });
     this.accountField = h("div", { className: "field", hidden: true }, h("label", { for: "account" }, "Account"), this.account);
     this.providers = new MultiSelect("provider-filter", "Provider", "All providers", (values) => this.host.change({ providers: values }));
     this.keys = new MultiSelect("key-filter", "Keys", "All keys", (values) => this.host.change({ keyIds: values }));
@@ -168,8 +185,10 @@ export class Toolbar {
 
   show(scope: Scope): void {
     const { state, period } = scope;
-    this.range.value = state.preset ?? "custom";
-    this.custom.hidden = state.preset !== null;
+    this.monthOption.hidden = state.month === null;
+    this.monthOption.textContent = state.month ? monthName(state.month) : "";
+    this.range.value = state.preset ?? (state.month ? "month" : "custom");
+    this.custom.hidden = state.preset !== null || state.month !== null;
     this.from.value = period.from;
     this.to.value = period.to;
     this.clear.hidden = state.providers.length === 0 && state.keyIds.length === 0;
@@ -177,7 +196,8 @@ export class Toolbar {
 
   async load(scope: Scope, signal: AbortSignal): Promise<void> {
     try {
-      const answer = await execute(FilterOptionsDocument, { accountId: scope.accountId, ...scope.periodVars }, signal);
+      const answer = await execute(FilterOptionsDocument, { accountId: scope.accountId, admin: scope.admin || null, ...scope.periodVars }, signal);
+      this.viewer = answer.viewer;
       const providers = new Set<string>();
       for (const key of answer.virtualKeys) if (key.provider) providers.add(key.provider);
       for (const model of answer.usage.llm.models) providers.add(model.provider);
@@ -191,26 +211,20 @@ export class Toolbar {
           .map((k) => ({ value: k.id, label: k.name, note: k.provider ?? "any provider" })),
         scope.state.keyIds,
       );
-      let accounts = answer.accounts;
-      if (accounts.length === 0) {
-        // Nothing of one's own: a platform admin may look at every account; others may not.
-        accounts = await execute(AllAccountsDocument, {}, signal).then(
-          (all) => all.accounts,
-          (error: unknown) => {
-            if (isAbort(error)) throw error;
-            return [];
-          },
-        );
-      }
-      const current = scope.accountId ?? answer.virtualKeys[0]?.accountId ?? "";
-      const known = accounts.some((a) => a.id === current);
+      const platformAdmin = answer.viewer.isPlatformAdmin;
+      // A platform admin may look at every account, and at all of them at once.
+      const accounts = platformAdmin ? (await execute(AllAccountsDocument, {}, signal)).accounts : answer.accounts;
+      const current = scope.admin ? ALL_ACCOUNTS : (scope.accountId ?? answer.viewer.account?.id ?? "");
+      const known = current === ALL_ACCOUNTS || accounts.some((a) => a.id === current);
       replace(
         this.account,
-        known ? null : h("option", { value: "" }, answer.accounts.length ? "Your default account" : "Choose an account"),
-        accounts.map((a) => h("option", { value: a.id, selected: a.id === current }, a.name)),
+        known ? null : h("option", { value: "" }, "Choose an account"),
+        platformAdmin ? h("option", { value: ALL_ACCOUNTS }, "All accounts (platform-wide)") : null,
+        accounts.map((a) => h("option", { value: a.id }, a.name)),
       );
       this.account.value = known ? current : "";
-      this.accountField.hidden = accounts.length < 2 && (known || answer.accounts.length > 0);
+      this.accountField.hidden = !platformAdmin && accounts.length < 2;
+      this.keys.el.hidden = scope.admin;
     } catch (error) {
       if (isAbort(error)) return;
       throw error;

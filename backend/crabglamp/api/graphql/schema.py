@@ -29,6 +29,7 @@ from crabglamp.api.graphql.permissions import is_expected
 from crabglamp.api.graphql.request_log.queries import RequestLogQueries
 from crabglamp.api.graphql.scalars import SCALARS
 from crabglamp.api.graphql.usage.queries import UsageQueries
+from crabglamp.api.graphql.viewer.queries import ViewerQueries
 from crabglamp.api.graphql.virtual_keys.mutations import VirtualKeyMutations
 from crabglamp.api.graphql.virtual_keys.queries import VirtualKeyQueries
 
@@ -40,6 +41,7 @@ QUERIES: tuple[type, ...] = (
     AccountQueries,
     RequestLogQueries,
     AlertQueries,
+    ViewerQueries,
 )
 # The key lifecycle (virtual_keys/mutations.py), alert endpoints (alerts/mutations.py) and the
 # state of anomalies (anomalies/mutations.py).

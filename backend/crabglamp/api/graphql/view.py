@@ -26,6 +26,7 @@ from strawberry.types import ExecutionResult
 
 from crabglamp.api.auth import AuthError, auth_error_response
 from crabglamp.api.csrf import JSON_MEDIA_TYPES, cookie_write_refusal
+from crabglamp.api.dashboard import playground_response
 from crabglamp.api.graphql.context import Context, make_context
 from crabglamp.api.graphql.schema import build_schema
 from crabglamp.api.services import services
@@ -158,6 +159,11 @@ class GraphQLView(GraphQL[Context, None]):
         # Verified before Strawberry sees the request: 401 is ours, not a GraphQL error.
         request.state.caller = services(request).authenticator.authenticate(request)
         return await self.run(request)
+
+    async def render_graphql_ide(self, request: Any) -> Response:
+        # Our own build of GraphiQL (frontend/playground.html), not Strawberry's page, which
+        # loads React and GraphiQL from a CDN: this one works offline and under our CSP.
+        return playground_response(self.settings)
 
     def _wants_ide(self, request: Request) -> bool:
         # The GraphiQL page is static; the queries it sends are authenticated like any other.

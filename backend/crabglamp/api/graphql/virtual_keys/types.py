@@ -1,4 +1,4 @@
-"""`VirtualKey`: a key's cap and this calendar month's accrued LLM spend (a summary card)."""
+"""`VirtualKey`: a key's cap and this calendar month's accrued spend (a summary card)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,10 @@ class VirtualKeyType:
         cap = self.key.spend_cap_micros
         return None if cap is None else micros_to_cents(cap)
 
-    @strawberry.field(description="LLM spend through this key in the current UTC month.")
+    @strawberry.field(
+        description="LLM + voice spend through this key in the current UTC month: its LLM "
+        "requests and the speech made with it, what its spend cap counts."
+    )
     async def accrued_cents(self, info: Info) -> float:
         return micros_to_cents(await info.context.loaders.accrued_micros.load(self.key.id))
 
