@@ -1,7 +1,7 @@
 """account_audit: who bound an account to which Clerk organisation, and when
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | tuple[str, ...] | None = "0006"
+down_revision: str | tuple[str, ...] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """proxy leases: each process's heartbeat, so that a dead process's reservations are freed soon
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | tuple[str, ...] | None = "0006"
+down_revision: str | tuple[str, ...] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
