@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.db.changes import ChangeKind, announce
 from crabglamp.db.tables import table_of
 from crabglamp.key_secrets import (
     Environment,
@@ -231,6 +232,7 @@ async def create_key(
     )
     values = {column.name: getattr(key, column.name) for column in _VIEW_COLUMNS}
     await conn.execute(_keys.insert().values(**values, secret_hash=hash_secret(secret)))
+    await announce(conn, {account_id: {ChangeKind.KEYS}})
     return CreatedKey(key, secret)
 
 
@@ -274,6 +276,7 @@ async def rotate_key(
     )
     rotated = await get_key(conn, key_id)
     assert rotated is not None
+    await announce(conn, {key.account_id: {ChangeKind.KEYS}})
     return RotatedKey(rotated, secret, expires_at if grace > timedelta(0) else None)
 
 
@@ -297,6 +300,7 @@ async def revoke_key(
     )
     revoked = await get_key(conn, key_id)
     assert revoked is not None
+    await announce(conn, {key.account_id: {ChangeKind.KEYS}})
     return revoked
 
 
@@ -318,6 +322,7 @@ async def set_spend_cap(
     )
     changed = await get_key(conn, key_id)
     assert changed is not None
+    await announce(conn, {key.account_id: {ChangeKind.KEYS}})
     return changed
 
 

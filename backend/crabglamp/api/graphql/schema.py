@@ -23,6 +23,7 @@ from crabglamp.api.graphql.alerts.queries import AlertQueries
 from crabglamp.api.graphql.anomalies.queries import AnomalyQueries
 from crabglamp.api.graphql.extensions.limits import limit_extensions
 from crabglamp.api.graphql.invoice.queries import InvoiceQueries
+from crabglamp.api.graphql.live.subscriptions import LiveSubscriptions
 from crabglamp.api.graphql.permissions import is_expected
 from crabglamp.api.graphql.request_log.queries import RequestLogQueries
 from crabglamp.api.graphql.scalars import SCALARS
@@ -41,6 +42,8 @@ QUERIES: tuple[type, ...] = (
 )
 # The key lifecycle (virtual_keys/mutations.py) and alert endpoints (alerts/mutations.py).
 MUTATIONS: tuple[type, ...] = (VirtualKeyMutations, AlertMutations)
+# Live updates over WebSocket (live/subscriptions.py).
+SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscriptions,)
 
 Query = merge_types("Query", QUERIES)
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -51,6 +54,10 @@ if Mutation is not None:
     Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
         "Virtual keys: create, rotate, revoke, and their spend caps; alert endpoints."
     )
+Subscription = merge_types("Subscription", SUBSCRIPTIONS)
+Subscription.__strawberry_definition__.description = (  # type: ignore[attr-defined]
+    "Live updates: what changed, so that a page re-reads only that."
+)
 
 
 class Schema(strawberry.Schema):
@@ -69,6 +76,7 @@ def build_schema(production: bool = False) -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         # Operation batching stays off (the default): one operation per request.
         config=StrawberryConfig(scalar_map=SCALARS),
