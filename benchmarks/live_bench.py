@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.dashboard_bench import CHROMIUM, CHROMIUM_ARGS, _build_frontend
-from benchmarks.dataset import BENCH_DIR, prepare_dir
+from benchmarks.dataset import BENCH_DIR, fresh_path, prepare_dir
 from benchmarks.proxy_bench import (
     ENGINES,
     MODEL,
@@ -35,7 +35,6 @@ from benchmarks.proxy_bench import (
     _app_command,
     _config_file,
     _fake_command,
-    _fresh_database,
     _process,
     _seed,
 )
@@ -59,6 +58,24 @@ _OBSERVE = """
   seen();
 }
 """
+
+
+async def _fresh_database(engine_name: str, admin_url: str) -> str:
+    """A database of this benchmark's own: proxy_bench's may be dropped under it meanwhile."""
+    if engine_name == "sqlite":
+        return f"sqlite+aiosqlite:///{fresh_path(BENCH_DIR / 'live-bench.db').resolve()}"
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    name = "crabglamp_bench_live"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return admin_url.rpartition("/")[0] + f"/{name}"
 
 
 def _browse(base: str, secret: str, runs: int) -> list[float]:
