@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from crabglamp.api.auth import Authenticator
 from crabglamp.api.dashboard import dashboard_routes
@@ -19,6 +19,7 @@ from crabglamp.api.graphql.view import GraphQLView
 from crabglamp.api.rest import rest_routes
 from crabglamp.api.services import Services, services
 from crabglamp.db import make_engine, read_transaction
+from crabglamp.db.changes import ChangeFeed
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.jobs.watch import BackgroundJobs
 from crabglamp.prices import load_price_book
@@ -66,10 +67,13 @@ def _dev_auth(settings: Settings) -> Settings:
 
 
 def _routes(settings: Settings, proxy: ProxySlot) -> list[BaseRoute]:
+    graphql = GraphQLView(settings)
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/graphql", GraphQLView(settings)),
+        Route("/graphql", graphql),
+        # The same view over WebSocket: the usageChanged subscription (live updates).
+        WebSocketRoute("/graphql", graphql),
         *rest_routes(),
         *proxy_routes(proxy, settings.metrics_token, production=settings.production),
         # Development sign-in with locally signed tokens; never mounted in production.
@@ -103,7 +107,12 @@ def create_app(
         proxy = Proxy(db, writer, prices, load_proxy_config(settings.upstream_config))
         await proxy.start()
         slot.proxy = proxy
-        app.state.services = Services(settings, db, ingestor, writer, authenticator, proxy=proxy)
+        # Live updates: LISTEN (PostgreSQL) or poll the change marks (SQLite) in this process.
+        changes = ChangeFeed(db, settings.live.poll_seconds, settings.live.max_per_account)
+        await changes.start()
+        app.state.services = Services(
+            settings, db, ingestor, writer, authenticator, proxy=proxy, changes=changes
+        )
         jobs = None
         if background if background is not None else (own_engine and settings.background):
             # Its failures are counted where /metrics reads: the proxy's registry.
@@ -115,6 +124,7 @@ def create_app(
             if jobs is not None:
                 await jobs.stop()
             slot.proxy = None
+            await changes.stop()
             await proxy.close()
             await writer.stop()
             if own_engine:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.db.changes import ChangeKind, announce
 from crabglamp.db.tables import table_of
 from crabglamp.key_secrets import (
     Environment,
@@ -251,6 +252,7 @@ async def create_key(
     )
     values = {column.name: getattr(key, column.name) for column in _VIEW_COLUMNS}
     await conn.execute(_keys.insert().values(**values, secret_hash=hash_secret(secret)))
+    await announce(conn, {account_id: {ChangeKind.KEYS}})
     return CreatedKey(key, secret)
 
 
@@ -294,6 +296,7 @@ async def rotate_key(
     )
     rotated = await get_key(conn, key_id)
     assert rotated is not None
+    await announce(conn, {key.account_id: {ChangeKind.KEYS}})
     return RotatedKey(rotated, secret, expires_at if grace > timedelta(0) else None)
 
 
@@ -317,6 +320,7 @@ async def revoke_key(
     )
     revoked = await get_key(conn, key_id)
     assert revoked is not None
+    await announce(conn, {key.account_id: {ChangeKind.KEYS}})
     return revoked
 
 
@@ -338,6 +342,7 @@ async def set_spend_cap(
     )
     changed = await get_key(conn, key_id)
     assert changed is not None
+    await announce(conn, {key.account_id: {ChangeKind.KEYS}})
     return changed
 
 

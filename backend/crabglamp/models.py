@@ -449,3 +449,18 @@ class BillingLine(SQLModel, table=True):
     last_error: str | None = None
     lease_until: datetime | None = _moment(default=None)
     lease_token: uuid.UUID | None = None
+
+
+# What changed, for the dashboards that listen (db/changes.py)
+
+
+class UsageChangeMark(SQLModel, table=True):
+    """The last change of one kind of an account's data, on SQLite: each server process polls
+    the marks above the highest sequence it has seen. PostgreSQL sends NOTIFY instead and leaves
+    this table empty. One row per account and kind, so it never grows with traffic."""
+
+    __tablename__ = "usage_change_mark"
+    account_id: uuid.UUID = Field(primary_key=True)
+    kind: str = Field(primary_key=True)  # "llm" | "voice" | "compute" | "keys" | "anomalies"
+    # A number all writers share: higher than every mark committed before (db/changes.py).
+    seq: int = Field(sa_type=BigInteger, index=True)

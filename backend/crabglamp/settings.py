@@ -155,10 +155,31 @@ class WebhookTargets:
     allow_private: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class LiveSettings:
+    """Live updates of the dashboard (the `usageChanged` subscription over WebSocket), each from
+    CRABGLAMP_LIVE_<FIELD> (upper case)."""
+
+    ENV_PREFIX: ClassVar[str] = "CRABGLAMP_LIVE_"
+    ALLOW_ZERO: ClassVar[bool] = False
+
+    # SQLite only: how often each server process reads the change marks while someone listens
+    # (PostgreSQL pushes NOTIFY at once).
+    poll_seconds: float = 0.2
+    # Subscriptions (and other operations) one WebSocket may run at once, and one account may
+    # have in one server process.
+    max_per_connection: int = 5
+    max_per_account: int = 50
+    # A subscriber hears at most one message per this interval: a burst of writes is one
+    # message carrying every kind that changed.
+    min_interval_seconds: float = 0.25
+
+
 _GROUPS: dict[str, type[Any]] = {
     "Thresholds": Thresholds,
     "AlertSettings": AlertSettings,
     "BillingSettings": BillingSettings,
+    "LiveSettings": LiveSettings,
 }
 
 
@@ -199,6 +220,7 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
 
     ALLOW_ZERO: ClassVar[bool] = False
 

@@ -59,11 +59,16 @@ function clerk(): Promise<ClerkGlobal | null> {
   return clerkReady;
 }
 
-export async function authHeaders(): Promise<Record<string, string>> {
+/** A fresh Clerk session token, or null where the `__session` cookie is the session. */
+export async function sessionToken(): Promise<string | null> {
   const found = await clerk();
   // Clerk session tokens live 60 s; getToken() returns a fresh one. Development relies on the
   // `__session` cookie that /dev/sign-in set.
-  const token = found?.session ? await found.session.getToken() : null;
+  return found?.session ? await found.session.getToken() : null;
+}
+
+export async function authHeaders(): Promise<Record<string, string>> {
+  const token = await sessionToken();
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 

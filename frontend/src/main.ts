@@ -5,6 +5,7 @@ import { ApiError, signIn, signOut } from "./api";
 import { toCsv, download } from "./csv";
 import { $, h, replace } from "./dom";
 import { longDay, monthName as longMonth, parseDay } from "./format";
+import { type ChangeKind, LiveUpdates, partsOf } from "./live";
 import { anomalyMutations, keyMutations } from "./mutations";
 import { type Scope, scopeOf } from "./scope";
 import { AnomaliesSection } from "./sections/anomalies";
@@ -47,6 +48,9 @@ class Dashboard {
   private readonly accountLabel = h("p", { className: "account-label" });
   private readonly identity = h("div", { className: "identity" });
   private controller: AbortController | null = null;
+  /** A live refresh of some parts (live.ts); a full reload aborts it. */
+  private partial: AbortController | null = null;
+  private fullLoad: Promise<void> | null = null;
   private loadingNow = false;
   private lastLoaded = 0;
   private totals: Totals = { llm: null, compute: null, voice: null };
@@ -65,6 +69,12 @@ class Dashboard {
   private readonly log: RequestLogDialog;
   private readonly rotateDialog = new RotateKeyDialog(keyMutations);
   private readonly capDialog = new RaiseCapDialog(keyMutations);
+  private readonly live = new LiveUpdates({
+    accountId: () => this.state.accountId,
+    refresh: (kinds) => this.refreshParts(kinds),
+    reloadAll: () => this.reload(true),
+    canRefresh: () => !document.hidden && !this.anyDialogOpen(),
+  });
 
   constructor(root: HTMLElement) {
     const keyName = (id: string) => this.keys.data?.keys.find((k) => k.id === id)?.name ?? null;
@@ -125,6 +135,7 @@ class Dashboard {
         { className: "topbar" },
         h("a", { className: "brand", href: "/dashboard/usage", "aria-label": "CrabGlamp Usage, home" }, h("span", { className: "logo", "aria-hidden": "true" }), h("span", null, "CrabGlamp"), h("span", { className: "brand-product" }, "Usage")),
         this.freshness.el,
+        this.live.el,
         h("nav", { className: "topnav", "aria-label": "Help" }, h("a", { href: "/docs/monitor-usage" }, "Docs"), h("a", { href: "/docs/api-reference" }, "API"), h("a", { href: "/graphql" }, "GraphQL")),
         this.identity,
       ),
@@ -138,9 +149,8 @@ class Dashboard {
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden && Date.now() - this.lastLoaded > REFRESH_SECONDS * 1000) void this.reload(true);
     });
-    setInterval(() => {
-      if (!document.hidden && !this.loadingNow && !this.anyDialogOpen()) void this.reload(true);
-    }, REFRESH_SECONDS * 1000);
+    // Changes are pushed (live.ts), which also polls while the socket is down.
+    this.live.start();
     void this.reload(false).then(() => {
       if (this.state.log) this.log.show(this.state.log, this.scope);
     });
@@ -166,6 +176,7 @@ class Dashboard {
     if (sameView(next, this.state)) return;
     this.state = next;
     history.pushState({ view: true }, "", location.pathname + toSearch(next));
+    this.live.follow(next.accountId);
     void this.reload(false);
   }
 
@@ -173,6 +184,7 @@ class Dashboard {
     const next = fromSearch(location.search);
     const viewChanged = !sameView(next, this.state);
     this.state = next;
+    this.live.follow(next.accountId);
     if (viewChanged) void this.reload(false);
     if (next.log) this.log.show(next.log, scopeOf(next));
     else this.log.close();
@@ -204,8 +216,40 @@ class Dashboard {
     return `${preset} · ${start} – ${longDay(period.to).slice(4)} · ${period.days.length} days, UTC`;
   }
 
-  async reload(quiet: boolean): Promise<void> {
+  reload(quiet: boolean): Promise<void> {
+    const load = this.load(quiet);
+    this.fullLoad = load;
+    return load;
+  }
+
+  /** Live news: re-read only the parts these kinds touch, keeping what is drawn meanwhile. */
+  private async refreshParts(kinds: Set<ChangeKind>): Promise<void> {
+    // A full load under way may have read before the change: let it finish, then refresh.
+    if (this.loadingNow && this.fullLoad) await this.fullLoad;
+    this.partial?.abort();
+    const controller = new AbortController();
+    this.partial = controller;
+    const { signal } = controller;
+    const scope = this.scope;
+    const parts = partsOf(kinds);
+    this.freshness.loading();
+    const started = new Date();
+    const loads: Promise<void>[] = [];
+    if (parts.has("llm")) loads.push(this.llm.load(scope, signal, true));
+    if (parts.has("keys")) loads.push(this.keys.load(scope, signal, true));
+    if (parts.has("toolbar")) loads.push(this.toolbar.load(scope, signal));
+    if (parts.has("anomalies")) loads.push(this.anomalies.load(scope, signal, true));
+    if (parts.has("compute")) loads.push(this.compute.load(scope, signal, true));
+    if (parts.has("voice")) loads.push(this.voice.load(scope, signal, true));
+    if (parts.has("invoice")) loads.push(this.invoice.load(scope, signal, true));
+    const results = await Promise.allSettled(loads);
+    if (signal.aborted) return;
+    this.settle(results, started);
+  }
+
+  private async load(quiet: boolean): Promise<void> {
     this.controller?.abort();
+    this.partial?.abort();
     const controller = new AbortController();
     this.controller = controller;
     const signal = controller.signal;
@@ -252,6 +296,10 @@ class Dashboard {
     ]);
     if (signal.aborted) return;
     this.loadingNow = false;
+    this.settle(results, started);
+  }
+
+  private settle(results: PromiseSettledResult<void>[], started: Date): void {
     const failures = results.flatMap((r) => (r.status === "rejected" && !isAbort(r.reason) ? [r.reason as unknown] : []));
     if (failures.some((e) => e instanceof ApiError && e.kind === "unauthenticated")) {
       this.signedOut();
@@ -264,10 +312,10 @@ class Dashboard {
       this.freshness.loaded(started);
     }
     const viewer = this.toolbar.viewer;
-    if (viewer) this.showViewer(viewer, scope);
+    if (viewer) this.showViewer(viewer, this.scope);
     if (viewer?.account) this.readable.add(viewer.account.id);
     // A platform admin owns no account: the first view is every account's, with the picker.
-    if (viewer?.isPlatformAdmin && !viewer.account && !scope.accountId && !scope.admin) {
+    if (viewer?.isPlatformAdmin && !viewer.account && !this.scope.accountId && !this.scope.admin) {
       this.state = { ...this.state, admin: true };
       history.replaceState(history.state, "", location.pathname + toSearch(this.state));
       void this.reload(false);
@@ -279,7 +327,10 @@ class Dashboard {
     const role = viewer.isPlatformAdmin ? "platform admin" : viewer.role === "ADMIN" ? "admin" : viewer.role === "MEMBER" ? "member, read only" : "no account yet";
     this.accountLabel.textContent = scope.admin ? "All accounts (platform-wide)" : (viewer.account?.name ?? "No account yet");
     const out = h("button", { type: "button", className: "button button-small button-quiet", id: "sign-out" }, "Sign out");
-    out.addEventListener("click", () => void signOut());
+    out.addEventListener("click", () => {
+      this.live.stop();
+      void signOut();
+    });
     replace(
       this.identity,
       h("span", { className: "identity-text" }, "Signed in as ", h("strong", { className: "identity-user" }, viewer.userId), h("span", { className: "identity-role" }, ` (${role})`)),
@@ -320,6 +371,7 @@ class Dashboard {
   }
 
   private signedOut(): void {
+    this.live.stop();
     const button = h("button", { type: "button", className: "button" }, "Sign in");
     button.addEventListener("click", () => void signIn());
     replace(

@@ -25,7 +25,7 @@ from clerk_backend_api.security.types import (
 )
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
 from crabglamp.access import Caller
@@ -145,23 +145,9 @@ class Authenticator:
         """The origins our session tokens are issued for (azp): where the dashboard is served."""
         return self._parties
 
-    def authenticate(self, request: Request) -> Caller:
+    def authenticate(self, request: HTTPConnection) -> Caller:
         """The caller of a request: `Authorization: Bearer` first, else the `__session` cookie."""
-        header = request.headers.get("authorization")
-        if header is not None:
-            scheme, _, token = header.strip().partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise AuthError(
-                    "invalid_token", "the Authorization header must be 'Bearer <session token>'"
-                )
-            return self.verify(token.strip())
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            return self.verify(cookie)
-        raise AuthError(
-            "unauthenticated",
-            "sign in: send a Clerk session token as 'Authorization: Bearer' or the __session cookie",
-        )
+        return self.verify(presented_token(request))
 
     def verify(self, token: str) -> Caller:
         if not token:
@@ -249,6 +235,35 @@ class Authenticator:
         metadata = claims.get("metadata")
         is_admin = isinstance(metadata, Mapping) and metadata.get("role") == "admin"
         return Caller(user_id=sub, org_id=org_id, org_role=org_role, is_platform_admin=is_admin)
+
+
+def presented_token(request: HTTPConnection) -> str:
+    """The session token of a request (or a WebSocket's upgrade): `Authorization: Bearer`
+    first, else the `__session` cookie."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError(
+                "invalid_token", "the Authorization header must be 'Bearer <session token>'"
+            )
+        return token.strip()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return cookie
+    raise AuthError(
+        "unauthenticated",
+        "sign in: send a Clerk session token as 'Authorization: Bearer' or the __session cookie",
+    )
+
+
+def expires_at(token: str) -> float:
+    """The `exp` of a token that `Authenticator.verify` accepted (so its claims are signed)."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float):
+        raise AuthError("invalid_token", "exp and nbf must be numbers")
+    return float(exp)
 
 
 def _organisation(claim: object) -> tuple[str | None, str | None]:

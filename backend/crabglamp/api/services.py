@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from crabglamp.api.auth import Authenticator
+from crabglamp.db.changes import ChangeFeed
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.proxy.runtime import Proxy
 from crabglamp.proxy.writer import GroupCommitWriter
@@ -27,8 +28,10 @@ class Services:
     authenticator: Authenticator
     # The metering proxy's runtime: upstream HTTP client, spend caps, reservation sweeper.
     proxy: Proxy | None = None
+    # This process's ear on the database for live updates (the usageChanged subscription).
+    changes: ChangeFeed | None = None
 
 
-def services(request: Request) -> Services:
+def services(request: HTTPConnection) -> Services:
     found: Services = request.app.state.services
     return found

@@ -14,9 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from crabglamp.access import Caller
 from crabglamp.bundle._write import OPERATOR, audit_organisations, write_entities
 from crabglamp.bundle.checks import Checker, load_state
-from crabglamp.bundle.lines import BundleLine, Entity, ParsedBundle, Problem, entity_key, entity_of
+from crabglamp.bundle.lines import (
+    AccountEntry,
+    BundleLine,
+    Entity,
+    ParsedBundle,
+    Problem,
+    entity_key,
+    entity_of,
+)
 from crabglamp.bundle.report import ImportReport
 from crabglamp.db import write_transaction
+from crabglamp.db.changes import ALL_KINDS, announce
 from crabglamp.db.chunks import chunks
 from crabglamp.db.retry import retryable, with_retries
 from crabglamp.ingest.ingestor import Ingestor
@@ -102,6 +111,9 @@ async def _apply_once(
             await audit_organisations(
                 conn, stored, changed, caller.user_id if caller else OPERATOR, utcnow()
             )
+            # The events announce themselves (Ingestor.record_in); a renamed key, agent or VM
+            # shows in every part of the page.
+            await announce(conn, {account: ALL_KINDS for account in _accounts_of(changed)})
             # Checking against stored events is record_in's: run it even when lines are already
             # refused, so that every bad line is reported at once.
             await _record(conn, ingestor, events, report, problems, progress)
@@ -251,6 +263,17 @@ async def _record(
         done += len(chunk)
         if progress is not None:
             progress(done, len(events))
+
+
+def _accounts_of(entities: Sequence[Entity]) -> set[uuid.UUID]:
+    found = set()
+    for entity in entities:
+        account = getattr(entity, "account_id", None)
+        if account is None and isinstance(entity, AccountEntry):
+            account = entity.id
+        if isinstance(account, uuid.UUID):
+            found.add(account)
+    return found
 
 
 def _record_of(line: BundleLine) -> Record:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import write_transaction
 from crabglamp.db.bulk import insert_rows
+from crabglamp.db.changes import ChangeKind, ChangeSet, announce
 from crabglamp.db.retry import with_retries
 from crabglamp.db.tables import table_of
 from crabglamp.ingest._duplicates import (
@@ -118,6 +119,12 @@ class Ingestor:
         closed += await close_intervals(conn, closing, result)
         if closed:
             await add_compute_rollups(conn, closed)
+        # In this transaction: the dashboards listening hear of it exactly when it commits.
+        changed = ChangeSet()
+        changed.add_rows(new_llm, ChangeKind.LLM)
+        changed.add_rows(new_voice, ChangeKind.VOICE)
+        changed.add_rows([*new_intervals, *closed], ChangeKind.COMPUTE)
+        await announce(conn, changed)
         result.inserted = len(new_llm) + len(new_voice) + len(new_intervals)
         result.new_ids = [r["id"] for r in (*new_llm, *new_voice, *new_intervals)]
         return result

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
 
 from crabglamp.access import Caller
+from crabglamp.db.changes import ChangeFeed
 from crabglamp.periods import utcnow
 from crabglamp.settings import Settings
 from crabglamp.usage.filter import CallerScope
@@ -90,6 +91,36 @@ def make_context(
         loaders=Loaders(db, moment, caller),
         scope=CallerScope(caller),
         now=moment,
+    )
+
+
+@dataclass(slots=True)
+class SocketContext(Context):
+    """A WebSocket's context: one per connection, shared by its operations. The caller is set
+    when `connection_init` authenticates (api/graphql/view.py); nothing runs before."""
+
+    feed: ChangeFeed | None = None
+    # The `connection_init` payload (Strawberry sets it): may carry the session token.
+    connection_params: dict[str, object] = field(default_factory=dict)
+
+
+def make_socket_context(
+    engine: AsyncEngine, settings: Settings, feed: ChangeFeed | None
+) -> SocketContext:
+    from crabglamp.api.graphql.loaders import Loaders
+
+    db = RequestDatabase(engine)
+    moment = utcnow()
+    nobody = Caller(user_id="")
+    return SocketContext(
+        request=None,
+        db=db,
+        caller=nobody,
+        settings=settings,
+        loaders=Loaders(db, moment),
+        scope=CallerScope(nobody),
+        now=moment,
+        feed=feed,
     )
 
 

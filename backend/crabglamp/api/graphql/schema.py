@@ -25,6 +25,7 @@ from crabglamp.api.graphql.anomalies.mutations import AnomalyMutations
 from crabglamp.api.graphql.anomalies.queries import AnomalyQueries
 from crabglamp.api.graphql.extensions.limits import limit_extensions
 from crabglamp.api.graphql.invoice.queries import InvoiceQueries
+from crabglamp.api.graphql.live.subscriptions import LiveSubscriptions
 from crabglamp.api.graphql.permissions import is_expected
 from crabglamp.api.graphql.request_log.queries import RequestLogQueries
 from crabglamp.api.graphql.scalars import SCALARS
@@ -46,6 +47,8 @@ QUERIES: tuple[type, ...] = (
 # The key lifecycle (virtual_keys/mutations.py), alert endpoints (alerts/mutations.py) and the
 # state of anomalies (anomalies/mutations.py).
 MUTATIONS: tuple[type, ...] = (VirtualKeyMutations, AlertMutations, AnomalyMutations)
+# Live updates over WebSocket (live/subscriptions.py).
+SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscriptions,)
 
 Query = merge_types("Query", QUERIES)
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -57,6 +60,10 @@ if Mutation is not None:
         "Virtual keys: create, rotate, revoke, suspend, and their spend caps and leak policies; "
         "alert endpoints; acknowledging and dismissing anomalies."
     )
+Subscription = merge_types("Subscription", SUBSCRIPTIONS)
+Subscription.__strawberry_definition__.description = (  # type: ignore[attr-defined]
+    "Live updates: what changed, so that a page re-reads only that."
+)
 
 
 # graphql-core's "Did you mean 'accounts' or 'account'?" (fields, arguments, types, enum values,
@@ -93,6 +100,7 @@ def build_schema(production: bool = False) -> Schema:
     built = Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         # Operation batching stays off (the default): one operation per request.
         config=StrawberryConfig(scalar_map=SCALARS),

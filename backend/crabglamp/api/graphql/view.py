@@ -1,4 +1,4 @@
-"""/graphql over HTTP: authentication, and the GraphQL-over-HTTP media types.
+"""/graphql over HTTP and WebSocket: authentication, and the GraphQL-over-HTTP media types.
 
 Strawberry's view answers `application/json` only. A client that accepts
 `application/graphql-response+json` gets that media type, and then a request error (a document
@@ -8,11 +8,24 @@ GraphQL-over-HTTP specification asks; `application/json` clients keep the legacy
 Before GraphQL runs: a body (or a GET's query string) over MAX_BODY_BYTES is a 413, counted while
 it arrives; a POST signed in by the session cookie must be same-origin JSON (api/csrf.py); a body
 that is not a JSON object is a 400. Mutations never run on GET (Strawberry refuses them).
+
+Over a WebSocket (`graphql-transport-ws` only: the protocol Strawberry and the `graphql-ws`
+client speak) the socket is authenticated by its `connection_init`: a token in its payload
+(`{"token": "..."}`), else the upgrade request's `Authorization` header or `__session` cookie,
+verified exactly as an HTTP request's. A refusal closes the socket with 4403 and the error's
+code as reason; a socket stays open only until its token expires (closed with 4401
+"token_expired", and the client reconnects with a fresh token). Cross-origin upgrades are
+refused by Strawberry's origin check, so a page elsewhere cannot use the visitor's cookie.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import time
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Final
 
 import orjson
@@ -20,17 +33,26 @@ from cross_web import HTTPException, StarletteRequestAdapter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.types import ExecutionResult
 
-from crabglamp.api.auth import AuthError, auth_error_response
+from crabglamp.access import Caller
+from crabglamp.api.auth import AuthError, auth_error_response, expires_at, presented_token
 from crabglamp.api.csrf import JSON_MEDIA_TYPES, cookie_write_refusal
 from crabglamp.api.dashboard import playground_response
-from crabglamp.api.graphql.context import Context, make_context
+from crabglamp.api.graphql.context import Context, SocketContext, make_context, make_socket_context
 from crabglamp.api.graphql.schema import build_schema
 from crabglamp.api.services import services
 from crabglamp.settings import Settings
+from crabglamp.usage.filter import CallerScope
 
 GRAPHQL_RESPONSE_JSON: Final = "application/graphql-response+json"
 APPLICATION_JSON: Final = "application/json"
@@ -40,6 +62,10 @@ APPLICATION_JSON: Final = "application/json"
 MAX_BODY_BYTES: Final = 256 * 1024
 _STATE_CONTEXT: Final = "graphql_context"
 _STATE_SUB_RESPONSE: Final = "graphql_sub_response"
+# graphql-transport-ws close codes: refused at connection_init (the protocol's recommendation),
+# and the token behind an open socket expired.
+CLOSE_REFUSED: Final = 4403
+CLOSE_EXPIRED: Final = 4401
 
 
 # A few lines over one header with one media type of interest: not worth python-mimeparse.
@@ -98,8 +124,76 @@ def _too_large(media_type: str) -> Response:
     )
 
 
+class _TextFrames(ASGIWebSocketAdapter):
+    """`encode_json` gives bytes (orjson); graphql-transport-ws messages are text frames."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        encoded = self.view.encode_json(message)
+        try:
+            await self.ws.send_text(encoded.decode() if isinstance(encoded, bytes) else encoded)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+    @property
+    def socket(self) -> WebSocket:
+        return self.ws
+
+
+class _AuthenticatedTransportWS(BaseGraphQLTransportWSHandler[SocketContext, None]):
+    """graphql-transport-ws with our authentication at connection_init and a close at expiry."""
+
+    _expiry: asyncio.Task[None] | None = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload = message.get("payload")
+        fresh = not (self.connection_init_received or self.connection_timed_out)
+        if fresh and (payload is None or isinstance(payload, dict)):
+            assert isinstance(self.websocket, _TextFrames)
+            try:
+                caller, expiry = _authenticate(self.websocket.socket, payload or {})
+            except AuthError as exc:
+                self.connection_init_received = True
+                if self.connection_init_timeout_task:
+                    self.connection_init_timeout_task.cancel()
+                await self.websocket.close(code=CLOSE_REFUSED, reason=exc.code)
+                return
+            self.context.caller = caller
+            self.context.scope = CallerScope(caller)
+            self._expiry = asyncio.create_task(self._close_at(expiry))
+        await super().handle_connection_init(message)
+
+    async def _close_at(self, expiry: float) -> None:
+        await asyncio.sleep(max(0.0, expiry - time.time()))
+        with contextlib.suppress(Exception):  # the client may have gone at the same moment
+            await self.websocket.close(code=CLOSE_EXPIRED, reason="token_expired")
+
+    async def shutdown(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
+        await super().shutdown()
+
+
+def _authenticate(socket: WebSocket, payload: Mapping[str, object]) -> tuple[Caller, float]:
+    """The socket's caller and when its token expires: the payload's token first, else the
+    upgrade request's header or cookie."""
+    token = payload.get("token")
+    if token is None:
+        header = payload.get("Authorization", payload.get("authorization"))
+        if isinstance(header, str):
+            token = header.strip().removeprefix("Bearer ").strip()
+    if token is not None and (not isinstance(token, str) or not token):
+        raise AuthError("invalid_token", "connection_init's token must be a session token")
+    chosen = token if isinstance(token, str) else presented_token(socket)
+    caller = services(socket).authenticator.verify(chosen)
+    return caller, expires_at(chosen)
+
+
 class GraphQLView(GraphQL[Context, None]):
     request_adapter_class = _LimitedRequestAdapter
+    websocket_adapter_class = _TextFrames  # type: ignore[assignment]
+    graphql_transport_ws_handler_class = _AuthenticatedTransportWS  # type: ignore[assignment]
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(
@@ -107,13 +201,24 @@ class GraphQLView(GraphQL[Context, None]):
             graphql_ide=None if settings.production else "graphiql",
             allow_queries_via_get=True,
             multipart_uploads_enabled=False,
+            # The legacy `graphql-ws` protocol would need its own authentication: not served.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=settings.live.max_per_connection,
         )
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            socket = WebSocket(scope, receive, send)
+            try:
+                await self.run(socket)
+            finally:
+                context: SocketContext | None = getattr(socket.state, _STATE_CONTEXT, None)
+                if context is not None:
+                    await context.db.close()
+            return
         if scope["type"] != "http":
-            # No subscriptions: nothing to serve over a WebSocket.
-            await send({"type": "websocket.close", "code": 1008})
             return
         request = Request(scope, receive)
         media_type = response_media_type(request.headers.get("accept"))
@@ -134,9 +239,9 @@ class GraphQLView(GraphQL[Context, None]):
                 media_type=media_type,
             )
         finally:
-            context: Context | None = getattr(request.state, _STATE_CONTEXT, None)
-            if context is not None:
-                await context.db.close()
+            http_context: Context | None = getattr(request.state, _STATE_CONTEXT, None)
+            if http_context is not None:
+                await http_context.db.close()
         await response(scope, receive, send)
 
     async def _refusal(self, request: Request, media_type: str) -> Response | None:
@@ -177,6 +282,10 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         svc = services(request)
+        if isinstance(request, WebSocket):
+            socket_context = make_socket_context(svc.engine, self.settings, svc.changes)
+            request.state.graphql_context = socket_context
+            return socket_context
         context = make_context(request, svc.engine, request.state.caller, self.settings)
         request.state.graphql_context = context
         return context

@@ -20,6 +20,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp import keys
+from crabglamp.db.changes import ChangeKind, announce
 from crabglamp.db.tables import table_of
 from crabglamp.jobs.anomalies.activity import load_activity
 from crabglamp.jobs.anomalies.anomaly import Anomaly, AnomalyKind
@@ -142,6 +143,8 @@ async def _set(conn: AsyncConnection, anomaly_id: str, **values: Any) -> Anomaly
     )
     changed = await _stored(conn, anomaly_id)
     assert changed is not None
+    # An open page redraws the anomaly in its new state (acknowledged, resolved, reverted).
+    await announce(conn, {changed.account_id: {ChangeKind.ANOMALIES}})
     return changed
 
 

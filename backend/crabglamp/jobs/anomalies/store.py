@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.db.changes import ChangeKind, ChangeSet, announce
 from crabglamp.db.dialect import insert_for
 from crabglamp.db.tables import table_of
 from crabglamp.jobs.anomalies.anomaly import Anomaly, AnomalyKind, AnomalyState
@@ -48,6 +49,10 @@ async def store_new(conn: AsyncConnection, found: Sequence[Anomaly]) -> list[Ano
         )
         if done.first() is not None:
             new.append(anomaly)
+    changed = ChangeSet()
+    for anomaly in new:
+        changed.add(anomaly.account_id, ChangeKind.ANOMALIES)
+    await announce(conn, changed)
     return new
 
 

@@ -1,7 +1,7 @@
 """anomaly state (acknowledged, resolved) and per-key leak policy with suspension
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | tuple[str, ...] | None = "0006"
+down_revision: str | tuple[str, ...] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

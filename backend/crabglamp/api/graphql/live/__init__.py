@@ -1,0 +1,1 @@
+"""Live updates: the `usageChanged` subscription that tells a dashboard what to re-read."""
