@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from crabglamp.ingest.records import ComputeRecord, LlmRecord, VoiceRecord
+from crabglamp.prices import token_problem
 
 _STATUSES = frozenset({"ok", "error"})
 _STATES = frozenset({"running", "paused"})
@@ -25,6 +26,9 @@ def llm_problem(r: LlmRecord) -> str | None:
         return f"token counts must not be negative, got {r.input_tokens} and {r.output_tokens}"
     if not r.provider or not r.model:
         return "provider and model must not be empty"
+    invalid = token_problem(r.tokens)
+    if invalid:
+        return invalid
     return _common_problem(r.id, r.status, r.cost_micros)
 
 
