@@ -7,12 +7,12 @@ import json
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from test_bundle import ACME, KEY, NOVEMBER, base, run_import, wipe
 
 from crabglamp.bundle.export import dump_line, export_bundle
 from crabglamp.db import read_transaction
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.service import usage
-from test_bundle import ACME, KEY, NOVEMBER, base, run_import, wipe
 
 
 def _llm(event_id: str, **fields: Any) -> dict[str, Any]:

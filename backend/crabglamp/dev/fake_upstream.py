@@ -51,7 +51,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 NAME = "crabglamp-fake-upstream"
-DIRECTIVE_RE = re.compile(r"\[fake:([a-z_]+)=([^\]]*)\]")
+DIRECTIVE_RE = re.compile(r"\[fake:([a-z0-9_]+)=([^\]]*)\]")
 DEFAULT_OUTPUT_TOKENS = 16
 TOKEN = "crab "
 
