@@ -116,8 +116,9 @@ class LlmEvent(SQLModel, table=True):
     output_tokens: int = Field(default=0, sa_type=BigInteger)
     cost_micros: int = _micros()
     status: str = "ok"  # "ok" | "error"
-    # Parts of the totals above (PRICING.md): cache reads and writes and audio of the input,
-    # reasoning and audio of the output; what caching saved at the catalog's prices.
+    # Parts of the totals above (docs/how-requests-are-priced.md): cache reads and writes and
+    # audio of the input, reasoning and audio of the output; what caching saved at the
+    # catalog's prices.
     cached_input_tokens: int = Field(default=0, sa_type=BigInteger)
     cache_write_5m_tokens: int = Field(default=0, sa_type=BigInteger)
     cache_write_1h_tokens: int = Field(default=0, sa_type=BigInteger)

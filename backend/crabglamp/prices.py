@@ -6,7 +6,7 @@ cache read and write rates, audio rates, long-context tiers, service tiers, pric
 bundled snapshot only: nothing is fetched at run time. Speech is priced per character from our
 own short list (`DEFAULT_CATALOG`). The `price` table holds overrides (negotiated or custom
 prices, each from its valid-from day); an override of a model wins over its list price.
-PRICING.md explains how each token category is priced and the rounding rule.
+crabglamp/docs/how-requests-are-priced.md explains how each category is priced, and the rounding.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def _llm(event_id: str, **fields: Any) -> dict[str, Any]:
 
 
 CATEGORIES = [
-    # The worked example of PRICING.md: 0.608 cents from the list.
+    # The worked example of docs/how-requests-are-priced.md: 0.608 cents from the list.
     _llm("cached", cachedInputTokens=1536),
     _llm(
         "reasoned",

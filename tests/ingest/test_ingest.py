@@ -148,8 +148,19 @@ async def test_records_each_kind_with_its_rollups(engine: AsyncEngine, tenant: T
     key, agent, account = tenant.key_id.hex, tenant.agent_id.hex, tenant.account_id.hex
     assert tables["llm_daily"] == sorted(
         [
-            (account, "2026-11-03", key, agent, "openai", "gpt-4o-mini", 31_500, 1, 1200, 300)
-            + NO_PARTS,
+            (
+                account,
+                "2026-11-03",
+                key,
+                agent,
+                "openai",
+                "gpt-4o-mini",
+                31_500,
+                1,
+                1200,
+                300,
+                *NO_PARTS,
+            ),
             # Priced from the list: 1200 x $0.15/M + 300 x $0.60/M = 0.036 cents.
             (
                 account,
@@ -162,8 +173,8 @@ async def test_records_each_kind_with_its_rollups(engine: AsyncEngine, tenant: T
                 1,
                 1200,
                 300,
-            )
-            + NO_PARTS,
+                *NO_PARTS,
+            ),
         ],
         key=repr,
     )

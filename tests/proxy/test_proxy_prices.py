@@ -105,9 +105,11 @@ async def test_requests_are_recorded_at_the_published_prices_to_the_micro_cent(
     parts: dict[str, Any],
 ) -> None:
     key = await make_key(engine, cap_micros=100 * CENT)
-    async with proxy_stack(engine, db_url, tmp_path) as stack:
-        async with _client(stack.base_url, key.secret) as client:
-            await _ask(client, model, text, stream, **extra)
+    async with (
+        proxy_stack(engine, db_url, tmp_path) as stack,
+        _client(stack.base_url, key.secret) as client,
+    ):
+        await _ask(client, model, text, stream, **extra)
     [event] = await events(engine, key.key.id)
     assert event["cost_micros"] == int(micros)
     assert {name: event[name] for name in parts} == parts
@@ -187,10 +189,12 @@ async def test_an_interrupted_stream_without_usage_is_recorded_as_an_estimate(
     engine: AsyncEngine, db_url: str, tmp_path: Path
 ) -> None:
     key = await make_key(engine, cap_micros=100 * CENT)
-    async with proxy_stack(engine, db_url, tmp_path) as stack:
-        async with _client(stack.base_url, key.secret) as client:
-            with pytest.raises(openai.APIError):
-                await _ask(client, "gpt-4o", "[fake:output=50] [fake:cut_after=10]", True)
+    async with (
+        proxy_stack(engine, db_url, tmp_path) as stack,
+        _client(stack.base_url, key.secret) as client,
+    ):
+        with pytest.raises(openai.APIError):
+            await _ask(client, "gpt-4o", "[fake:output=50] [fake:cut_after=10]", True)
     [event] = await events(engine, key.key.id)
     assert event["estimated"] and event["output_tokens"] == 10
     assert event["cost_micros"] > 0

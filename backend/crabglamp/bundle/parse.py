@@ -83,7 +83,7 @@ _SCHEMAS: Final[dict[str, dict[str, tuple[_Converter, bool]]]] = {
         "outputTokens": (as_count, _REQUIRED),
         "costCents": (as_cents, _OPTIONAL),
         "status": (one_of("ok", "error"), _OPTIONAL),
-        # Parts of the totals (PRICING.md); absent means none.
+        # Parts of the totals (docs/how-requests-are-priced.md); absent means none.
         "cachedInputTokens": (as_count, _OPTIONAL),
         "cacheWrite5mTokens": (as_count, _OPTIONAL),
         "cacheWrite1hTokens": (as_count, _OPTIONAL),

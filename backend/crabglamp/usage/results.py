@@ -71,7 +71,7 @@ class LlmModelUsage:
     request_count: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    # Parts of the totals above, and what caching saved (PRICING.md).
+    # Parts of the totals above, and what caching saved (docs/how-requests-are-priced.md).
     cached_input_tokens: int = 0
     cache_write_5m_tokens: int = 0
     cache_write_1h_tokens: int = 0
