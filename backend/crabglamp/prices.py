@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from genai_prices import data_snapshot
 from genai_prices import types as genai
@@ -219,9 +219,30 @@ class Rates:
         return max(max(c.output, c.audio_output) for c in cards)
 
 
-def _numerators(rates: Rates, t: TokenCounts) -> tuple[int, int]:
+class _Tokens(Protocol):
+    """TokenCounts, or a record with the same fields (priced without copying them)."""
+
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cached_input_tokens(self) -> int: ...
+    @property
+    def cache_write_5m_tokens(self) -> int: ...
+    @property
+    def cache_write_1h_tokens(self) -> int: ...
+    @property
+    def reasoning_tokens(self) -> int: ...
+    @property
+    def audio_input_tokens(self) -> int: ...
+    @property
+    def audio_output_tokens(self) -> int: ...
+
+
+def _numerators(rates: Rates, t: _Tokens) -> tuple[int, int]:
     """(micro-cents times 10^6 as priced, the same with every cached token at the input rate)."""
-    card = rates.for_prompt(t.input_tokens)
+    card = rates.for_prompt(t.input_tokens) if rates.above else rates
     cache_read, write_5m, write_1h = (
         t.cached_input_tokens,
         t.cache_write_5m_tokens,
@@ -240,7 +261,7 @@ def _numerators(rates: Rates, t: TokenCounts) -> tuple[int, int]:
     return rest + cached, rest + (cache_read + write_5m + write_1h) * card.input
 
 
-def token_cost(rates: Rates, t: TokenCounts) -> int:
+def token_cost(rates: Rates, t: _Tokens) -> int:
     """The exact sum over the categories, rounded half-up once to a whole micro-cent."""
     return mul_div_half_up(_numerators(rates, t)[0], 1, MILLION)
 

@@ -15,7 +15,7 @@ def catalog_cost(prices: PriceBook, record: LlmRecord | VoiceRecord) -> int:
     ts = as_utc(record.ts)
     if isinstance(record, LlmRecord):
         rates = prices.rates(record.provider, record.model, ts, record.service_tier)
-        return token_cost(rates, record.tokens)
+        return token_cost(rates, record)
     return prices.voice_cost(record.voice_model, ts, record.characters)
 
 
