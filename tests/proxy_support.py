@@ -78,12 +78,14 @@ def write_config(path: Path, upstream_url: str, **proxy: Any) -> Path:
     lines = ["[proxy]"]
     for name, value in proxy.items():
         lines.append(f"{name} = {str(value).lower() if isinstance(value, bool) else value}")
-    lines += [
-        "",
-        "[providers.openai]",
-        f'url = "{upstream_url}/v1"',
-        'key = "sk-upstream-provider-key"',
-    ]
+    # Every provider the catalog names answers from the fake (in its own usage shape).
+    for provider in ("openai", "anthropic", "google", "mistral"):
+        lines += [
+            "",
+            f"[providers.{provider}]",
+            f'url = "{upstream_url}/v1"',
+            'key = "sk-upstream-provider-key"',
+        ]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -114,6 +114,10 @@ class Price(SQLModel, table=True):
     output_micros_per_mtok: int = _micros()
     micros_per_mchar: int = _micros()
     valid_from: date = Field(sa_type=Date)
+    # Cache rates of an override; None prices those tokens at the input rate.
+    cache_read_micros_per_mtok: int | None = Field(default=None, sa_type=BigInteger)
+    cache_write_5m_micros_per_mtok: int | None = Field(default=None, sa_type=BigInteger)
+    cache_write_1h_micros_per_mtok: int | None = Field(default=None, sa_type=BigInteger)
 
 
 # Events: one row per billable thing, written once
@@ -137,6 +141,19 @@ class LlmEvent(SQLModel, table=True):
     output_tokens: int = Field(default=0, sa_type=BigInteger)
     cost_micros: int = _micros()
     status: str = "ok"  # "ok" | "error"
+    # Parts of the totals above (docs/how-requests-are-priced.md): cache reads and writes and
+    # audio of the input, reasoning and audio of the output; what caching saved at the
+    # catalog's prices.
+    cached_input_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_write_5m_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_write_1h_tokens: int = Field(default=0, sa_type=BigInteger)
+    reasoning_tokens: int = Field(default=0, sa_type=BigInteger)
+    audio_input_tokens: int = Field(default=0, sa_type=BigInteger)
+    audio_output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_saved_micros: int = _micros()
+    service_tier: str | None = None
+    # Counted by the proxy from what passed through, the provider having reported no usage.
+    estimated: bool = False
 
 
 class VoiceEvent(SQLModel, table=True):
@@ -186,6 +203,13 @@ class LlmDaily(SQLModel, table=True):
     request_count: int = Field(default=0, sa_type=BigInteger)
     input_tokens: int = Field(default=0, sa_type=BigInteger)
     output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cached_input_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_write_5m_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_write_1h_tokens: int = Field(default=0, sa_type=BigInteger)
+    reasoning_tokens: int = Field(default=0, sa_type=BigInteger)
+    audio_input_tokens: int = Field(default=0, sa_type=BigInteger)
+    audio_output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_saved_micros: int = _micros()
 
 
 class VoiceDaily(SQLModel, table=True):
@@ -236,6 +260,13 @@ class LlmDailyModel(SQLModel, table=True):
     request_count: int = Field(default=0, sa_type=BigInteger)
     input_tokens: int = Field(default=0, sa_type=BigInteger)
     output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cached_input_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_write_5m_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_write_1h_tokens: int = Field(default=0, sa_type=BigInteger)
+    reasoning_tokens: int = Field(default=0, sa_type=BigInteger)
+    audio_input_tokens: int = Field(default=0, sa_type=BigInteger)
+    audio_output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_saved_micros: int = _micros()
 
 
 class LlmDailyAgent(SQLModel, table=True):

@@ -71,6 +71,8 @@ fragment ComputeAgent on ComputeAgentUsage {
 fragment PlainVm on PlainVmUsage { plainVmId plainVmName costCents hours }
 fragment LlmModel on LlmModelUsage {
   model provider totalCents requestCount inputTokens outputTokens
+  cachedInputTokens cacheWrite5mTokens cacheWrite1hTokens reasoningTokens
+  audioInputTokens audioOutputTokens cacheSavedCents
 }
 fragment VoiceModel on VoiceModelUsage { voiceModel totalCents characters }
 """

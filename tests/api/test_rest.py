@@ -112,6 +112,14 @@ NAMED = {
         "requestCount": int,
         "inputTokens": int,
         "outputTokens": int,
+        # Added (parts of the totals, and what caching saved): the contract's keys stay.
+        "cachedInputTokens": int,
+        "cacheWrite5mTokens": int,
+        "cacheWrite1hTokens": int,
+        "reasoningTokens": int,
+        "audioInputTokens": int,
+        "audioOutputTokens": int,
+        "cacheSavedCents": float,
     },
     "voiceModel": {"voiceModel": str, "totalCents": float, "characters": int},
 }

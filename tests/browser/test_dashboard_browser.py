@@ -260,6 +260,10 @@ def test_clicking_a_segment_opens_that_days_log(page: Page, live_server: LiveSer
     rows = log.locator("tbody tr")
     expect(rows).to_have_count(min(50, count))
     expect(rows.first.locator("td").nth(3)).to_have_text(model)
+    # Each request's tokens by kind and tier ("—" for the demo's plain requests), and the day's
+    # cached input with what caching saved.
+    expect(rows.first.locator("td.log-breakdown")).to_have_count(1)
+    expect(log.locator(".log-cached")).to_contain_text("tokens, saved")
     screenshot(page, "request-log", full_page=False)
 
     if count > 50:

@@ -304,9 +304,9 @@ class Expected:
                 if "costCents" in o:
                     cost = _half_up(Fraction(o["costCents"]) * 10**6)
                 else:
-                    # Per million tokens in cents is micro-cents per token; each side rounded.
+                    # Per million tokens in cents is micro-cents per token; the sum rounded once.
                     p_in, p_out = _price_at(llm_prices, moment.date())
-                    cost = _half_up(o["inputTokens"] * p_in) + _half_up(o["outputTokens"] * p_out)
+                    cost = _half_up(o["inputTokens"] * p_in + o["outputTokens"] * p_out)
                 expected.llm.append(
                     (
                         expected.keys[key][0],

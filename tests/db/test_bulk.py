@@ -34,6 +34,15 @@ def _event(event_id: str, **overrides: Any) -> dict[str, Any]:
         "output_tokens": 0,
         "cost_micros": 2**53 + 1,
         "status": "ok",
+        "cached_input_tokens": 2**39,
+        "cache_write_5m_tokens": 3,
+        "cache_write_1h_tokens": 4,
+        "reasoning_tokens": 0,
+        "audio_input_tokens": 5,
+        "audio_output_tokens": 0,
+        "cache_saved_micros": -(2**40),
+        "service_tier": "flex",
+        "estimated": True,
     }
     return row | overrides
 
@@ -48,7 +57,7 @@ async def _raw(engine: AsyncEngine, table: Any, ids: list[str]) -> dict[str, tup
 async def test_bulk_insert_stores_what_core_stores(engine: AsyncEngine) -> None:
     variants = [
         {},
-        {"agent_id": uuid.uuid4(), "status": "error"},
+        {"agent_id": uuid.uuid4(), "status": "error", "service_tier": None, "estimated": False},
         # A whole second, and a datetime given in another zone, as the ingest path converts it.
         {"ts": datetime(2026, 10, 31, 23, 59, 59, 999_999, tzinfo=UTC)},
         {"ts": datetime(2026, 11, 1, 1, 0, tzinfo=timezone(timedelta(hours=2))).astimezone(UTC)},

@@ -178,7 +178,9 @@ async def test_demo_has_three_accounts_their_people_keys_agents_and_vms(db_url: 
     catalog = {(p.provider, p.model) for p in DEFAULT_CATALOG}
     assert any(("elevenlabs", m) in catalog for m in voice_models)
     assert voice_models <= {m for _, m in catalog}
-    assert llm_models <= catalog
+    # Every LLM model is priced by the list, under the provider the events name.
+    book = default_price_book()
+    assert all(book.provider_of(m) == p for p, m in llm_models)
     assert {p for p, _ in llm_models} == {"openai", "anthropic", "google", "mistral"}
 
 

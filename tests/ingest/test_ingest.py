@@ -93,6 +93,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# An event without token categories: no cached, cache-write, reasoning or audio tokens, and
+# nothing saved by caching.
+NO_PARTS = (0, 0, 0, 0, 0, 0, 0)
+
+
 def llm(tenant: Tenant, event_id: str, ts: datetime, **kwargs: Any) -> LlmRecord:
     values: dict[str, Any] = {
         "provider": "openai",
@@ -143,7 +148,19 @@ async def test_records_each_kind_with_its_rollups(engine: AsyncEngine, tenant: T
     key, agent, account = tenant.key_id.hex, tenant.agent_id.hex, tenant.account_id.hex
     assert tables["llm_daily"] == sorted(
         [
-            (account, "2026-11-03", key, agent, "openai", "gpt-4o-mini", 31_500, 1, 1200, 300),
+            (
+                account,
+                "2026-11-03",
+                key,
+                agent,
+                "openai",
+                "gpt-4o-mini",
+                31_500,
+                1,
+                1200,
+                300,
+                *NO_PARTS,
+            ),
             # Priced from the list: 1200 x $0.15/M + 300 x $0.60/M = 0.036 cents.
             (
                 account,
@@ -156,6 +173,7 @@ async def test_records_each_kind_with_its_rollups(engine: AsyncEngine, tenant: T
                 1,
                 1200,
                 300,
+                *NO_PARTS,
             ),
         ],
         key=repr,
@@ -255,7 +273,7 @@ async def test_fifty_concurrent_records_of_one_event_store_it_once(
     await Ingestor(engine).record([record])
     assert await dump(engine) == racing
     assert len(racing["llm_event"]) == 1
-    assert [row[6:] for row in racing["llm_daily"]] == [(31_500, 1, 1200, 300)]
+    assert [row[6:] for row in racing["llm_daily"]] == [(31_500, 1, 1200, 300, *NO_PARTS)]
 
 
 async def test_fifty_concurrent_records_of_a_voice_event_store_it_once(

@@ -362,7 +362,11 @@ def expected_rollups(events: list[Expected]) -> dict[str, list[tuple[Any, ...]]]
         "compute_daily": 2,
     }
     return {
-        name: sorted((*key, *sums[: widths[name]]) for key, sums in rows.items())
+        # The drawn events carry no token categories: those sums are all zero.
+        name: sorted(
+            (*key, *sums[: widths[name]], *((0,) * 7 if widths[name] == 4 else ()))
+            for key, sums in rows.items()
+        )
         for name, rows in tables.items()
     }
 

@@ -50,6 +50,17 @@ FAMILIES = {
         "Spend recorded by the proxy, in micro-cents.",
     ),
     ("crabglamp_proxy_recorded_events", "counter", "Events recorded by the proxy."),
+    # Added with list prices by token category (test_proxy_prices.py counts them).
+    (
+        "crabglamp_proxy_unpriced_models",
+        "counter",
+        "Requests refused because neither the list nor an override prices their model.",
+    ),
+    (
+        "crabglamp_proxy_unpriced_tier",
+        "counter",
+        "Answers at a service tier the catalog does not price, priced at the admitted tier.",
+    ),
     (
         "crabglamp_proxy_reservations_released",
         "counter",

@@ -60,6 +60,11 @@ DOCS: Final = (
     Doc("rotate-a-virtual-key", "Rotate a virtual key", "Replace a leaked or old secret."),
     Doc("raise-a-spend-cap", "Raise a spend cap", "Give a key more room this month."),
     Doc(
+        "how-requests-are-priced",
+        "How requests are priced",
+        "Cached, cache-write, reasoning and audio tokens, tiers, rounding.",
+    ),
+    Doc(
         "anomalies-and-alerts",
         "Anomalies and alerts",
         "What is detected, and webhooks that tell you.",

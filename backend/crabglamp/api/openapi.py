@@ -89,6 +89,13 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "requestCount": _COUNT,
             "inputTokens": _COUNT,
             "outputTokens": _COUNT,
+            "cachedInputTokens": _COUNT,
+            "cacheWrite5mTokens": _COUNT,
+            "cacheWrite1hTokens": _COUNT,
+            "reasoningTokens": _COUNT,
+            "audioInputTokens": _COUNT,
+            "audioOutputTokens": _COUNT,
+            "cacheSavedCents": _NUMBER,
         }
     ),
     "LlmDay": _object(

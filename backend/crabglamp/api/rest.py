@@ -184,6 +184,14 @@ def _llm_model(m: LlmModelUsage) -> dict[str, Any]:
         "requestCount": m.request_count,
         "inputTokens": m.input_tokens,
         "outputTokens": m.output_tokens,
+        # Parts of the totals above (added; the totals keep their meaning).
+        "cachedInputTokens": m.cached_input_tokens,
+        "cacheWrite5mTokens": m.cache_write_5m_tokens,
+        "cacheWrite1hTokens": m.cache_write_1h_tokens,
+        "reasoningTokens": m.reasoning_tokens,
+        "audioInputTokens": m.audio_input_tokens,
+        "audioOutputTokens": m.audio_output_tokens,
+        "cacheSavedCents": _cents(m.cache_saved_micros),
     }
 
 

@@ -102,6 +102,12 @@ def as_day(value: object) -> date:
         raise Bad(str(exc)) from None
 
 
+def as_flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise Bad(f"must be true or false, not {json_kind(value)}")
+    return value
+
+
 def one_of(*options: str) -> Callable[[object], str]:
     def convert(value: object) -> str:
         if value not in options:

@@ -27,6 +27,15 @@ from crabglamp.models import (
 from crabglamp.money import MICROS_PER_CENT
 from crabglamp.periods import Period, as_utc
 
+_LLM_PARTS = (
+    ("cachedInputTokens", "cached_input_tokens"),
+    ("cacheWrite5mTokens", "cache_write_5m_tokens"),
+    ("cacheWrite1hTokens", "cache_write_1h_tokens"),
+    ("reasoningTokens", "reasoning_tokens"),
+    ("audioInputTokens", "audio_input_tokens"),
+    ("audioOutputTokens", "audio_output_tokens"),
+)
+
 
 def _cents_of(micros: int) -> Decimal:
     """Micro-cents as an exact decimal number of cents, written without exponent."""
@@ -127,6 +136,14 @@ async def export_bundle(
         }
         if row["status"] != "ok":
             line["status"] = row["status"]
+        # Written only when they say something, like status: older bundles stay as they were.
+        for name, column in _LLM_PARTS:
+            if row[column]:
+                line[name] = row[column]
+        if row["service_tier"] is not None:
+            line["serviceTier"] = row["service_tier"]
+        if row["estimated"]:
+            line["estimated"] = True
         yield line
     voice = table_of(VoiceEvent)
     in_period = and_(

@@ -10,6 +10,11 @@ or `compute` exactly as CONTRACTS.md §4 names their fields, and these extension
   its events, wherever the line stands. Prices are platform-wide, so a tenant may not send them.
 - `voice.keyId` (the key that paid for it) and `status` (`"ok"|"error"`) on `llm` and `voice`;
   export writes them only when they say something, so that a round trip loses nothing.
+- on `llm`: the token categories `cachedInputTokens`, `cacheWrite5mTokens`, `cacheWrite1hTokens`,
+  `audioInputTokens` (parts of `inputTokens`), `reasoningTokens`, `audioOutputTokens` (parts of
+  `outputTokens`), `serviceTier` and `estimated`; on `price`: `cacheReadCentsPerMTok`,
+  `cacheWrite5mCentsPerMTok`, `cacheWrite1hCentsPerMTok`. Written back only when they say
+  something, like `status`.
 
 Ids are UUIDs, except event ids (any non-empty string). Timestamps are ISO 8601 with a zone.
 Money is a JSON number of cents, turned into integer micro-cents exactly. A line may refer only

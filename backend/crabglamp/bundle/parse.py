@@ -15,6 +15,7 @@ from crabglamp.bundle._fields import (
     as_cents,
     as_count,
     as_day,
+    as_flag,
     as_moment,
     as_text,
     as_uuid,
@@ -84,6 +85,15 @@ _SCHEMAS: Final[dict[str, dict[str, tuple[_Converter, bool]]]] = {
         "outputTokens": (as_count, _REQUIRED),
         "costCents": (as_cents, _OPTIONAL),
         "status": (one_of("ok", "error"), _OPTIONAL),
+        # Parts of the totals (docs/how-requests-are-priced.md); absent means none.
+        "cachedInputTokens": (as_count, _OPTIONAL),
+        "cacheWrite5mTokens": (as_count, _OPTIONAL),
+        "cacheWrite1hTokens": (as_count, _OPTIONAL),
+        "reasoningTokens": (as_count, _OPTIONAL),
+        "audioInputTokens": (as_count, _OPTIONAL),
+        "audioOutputTokens": (as_count, _OPTIONAL),
+        "serviceTier": (one_of("default", "flex", "priority", "batch", "scale"), _OPTIONAL),
+        "estimated": (as_flag, _OPTIONAL),
     },
     "voice": {
         "id": (as_text, _REQUIRED),
@@ -114,6 +124,10 @@ _SCHEMAS: Final[dict[str, dict[str, tuple[_Converter, bool]]]] = {
         "inputCentsPerMTok": (as_cents, _OPTIONAL),
         "outputCentsPerMTok": (as_cents, _OPTIONAL),
         "centsPerMChar": (as_cents, _OPTIONAL),
+        # An override's cache rates; absent: those tokens pay the input rate.
+        "cacheReadCentsPerMTok": (as_cents, _OPTIONAL),
+        "cacheWrite5mCentsPerMTok": (as_cents, _OPTIONAL),
+        "cacheWrite1hCentsPerMTok": (as_cents, _OPTIONAL),
     },
 }
 _PRICE_FIELDS: Final = {
@@ -160,6 +174,8 @@ def _cross_checks(kind: str, v: Mapping[str, Any], now: datetime) -> list[tuple[
         if v.get("agentId") is not None and v.get("plainVmId") is not None:
             # Usage would count it under the VM only: the agent's hours would vanish.
             problems.append(("plainVmId", "an interval is an agent's or a plain VM's, not both"))
+    if kind == "llm":
+        problems += _token_checks(v)
     if kind == "price" and isinstance(v.get("kind"), str):
         needed = _PRICE_FIELDS[v["kind"]]
         for name in ("inputCentsPerMTok", "outputCentsPerMTok", "centsPerMChar"):
@@ -167,6 +183,36 @@ def _cross_checks(kind: str, v: Mapping[str, Any], now: datetime) -> list[tuple[
                 problems.append((name, f"missing (a {v['kind']} price needs it)"))
             elif name not in needed and v.get(name):
                 problems.append((name, f"does not apply to a {v['kind']} price"))
+    return problems
+
+
+_INPUT_PARTS: Final = ("cachedInputTokens", "cacheWrite5mTokens", "cacheWrite1hTokens")
+_OUTPUT_PARTS: Final = ("reasoningTokens", "audioOutputTokens")
+
+
+def _token_checks(v: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """No category larger than its total (prices.token_problem, said per field)."""
+    inputs, outputs = v.get("inputTokens"), v.get("outputTokens")
+    problems = []
+    if isinstance(inputs, int):
+        cache = sum(v.get(name) or 0 for name in _INPUT_PARTS)
+        if cache > inputs:
+            name = next(n for n in _INPUT_PARTS if v.get(n))
+            problems.append(
+                (name, f"cached and cache-write tokens ({cache}) exceed inputTokens ({inputs})")
+            )
+        if (v.get("audioInputTokens") or 0) > inputs:
+            problems.append(("audioInputTokens", f"exceeds inputTokens ({inputs})"))
+    if isinstance(outputs, int):
+        parts = sum(v.get(name) or 0 for name in _OUTPUT_PARTS)
+        if parts > outputs:
+            name = next(n for n in _OUTPUT_PARTS if v.get(n))
+            problems.append(
+                (
+                    name,
+                    f"reasoning and audio output tokens ({parts}) exceed outputTokens ({outputs})",
+                )
+            )
     return problems
 
 
@@ -195,6 +241,14 @@ def _build(kind: str, v: Mapping[str, Any]) -> Item:
             cost_micros=v["costCents"],
             agent_id=v["agentId"],
             status=v["status"] or "ok",
+            cached_input_tokens=v["cachedInputTokens"] or 0,
+            cache_write_5m_tokens=v["cacheWrite5mTokens"] or 0,
+            cache_write_1h_tokens=v["cacheWrite1hTokens"] or 0,
+            reasoning_tokens=v["reasoningTokens"] or 0,
+            audio_input_tokens=v["audioInputTokens"] or 0,
+            audio_output_tokens=v["audioOutputTokens"] or 0,
+            service_tier=v["serviceTier"],
+            estimated=bool(v["estimated"]),
         )
     if kind == "voice":
         return VoiceRecord(
@@ -228,6 +282,9 @@ def _build(kind: str, v: Mapping[str, Any]) -> Item:
         input_micros_per_mtok=v["inputCentsPerMTok"] or 0,
         output_micros_per_mtok=v["outputCentsPerMTok"] or 0,
         micros_per_mchar=v["centsPerMChar"] or 0,
+        cache_read_micros_per_mtok=v["cacheReadCentsPerMTok"],
+        cache_write_5m_micros_per_mtok=v["cacheWrite5mCentsPerMTok"],
+        cache_write_1h_micros_per_mtok=v["cacheWrite1hCentsPerMTok"],
     )
 
 

@@ -12,6 +12,20 @@ one token each. Behaviour on demand is asked for inside the request's text:
     [fake:delay=2.5]         wait that many seconds before answering
     [fake:chunk_delay=0.1]   wait between streamed chunks
     [fake:cut_after=3]       drop the connection after 3 streamed chunks
+    [fake:prompt=N]          report N prompt tokens (whatever the text's length)
+    [fake:cached=N]          N of them read from the prompt cache
+    [fake:reasoning=N]       N reasoning tokens more in the completion (not in its text)
+    [fake:audio_in=N] [fake:audio_out=N]   audio tokens of the prompt / the completion
+    [fake:cache_write_5m=N] [fake:cache_write_1h=N]   cache writes (Anthropic's models)
+    [fake:tier=flex]         the service tier it says it served (default: the request's
+                             `service_tier`, else "default")
+    [fake:no_usage=1]        report no usage at all
+
+Usage comes in the shape each provider documents: OpenAI's `usage` (`prompt_tokens_details`,
+`completion_tokens_details`, `service_tier` beside it) for every model but Anthropic's, whose
+answers carry Anthropic's usage object (`input_tokens` without the cached ones,
+`cache_read_input_tokens`, `cache_creation_input_tokens` and its `cache_creation` split by
+time-to-live, `service_tier` "standard").
 
 Run it on its own with `crabglamp fake-upstream --port 9100 [--latency-ms 20]`.
 """
@@ -37,7 +51,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 NAME = "crabglamp-fake-upstream"
-DIRECTIVE_RE = re.compile(r"\[fake:([a-z_]+)=([^\]]*)\]")
+DIRECTIVE_RE = re.compile(r"\[fake:([a-z0-9_]+)=([^\]]*)\]")
 DEFAULT_OUTPUT_TOKENS = 16
 TOKEN = "crab "
 
@@ -123,6 +137,56 @@ async def _misbehave(directives: dict[str, str]) -> Response | None:
     return None
 
 
+def _number(directives: dict[str, str], name: str) -> int:
+    return max(0, int(directives.get(name, 0)))
+
+
+def provider_usage(
+    model: str, prompt: int, completion: int, directives: dict[str, str]
+) -> dict[str, Any]:
+    """The usage object a provider would report for these counts (see the module docstring)."""
+    cached = min(_number(directives, "cached"), prompt)
+    reasoning = _number(directives, "reasoning")
+    if model.startswith("claude"):
+        write_5m = _number(directives, "cache_write_5m")
+        write_1h = _number(directives, "cache_write_1h")
+        return {
+            "input_tokens": max(0, prompt - cached - write_5m - write_1h),
+            "cache_creation_input_tokens": write_5m + write_1h,
+            "cache_read_input_tokens": cached,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": write_5m,
+                "ephemeral_1h_input_tokens": write_1h,
+            },
+            "output_tokens": completion + reasoning,
+            "service_tier": "standard",
+        }
+    completion += reasoning
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {
+            "cached_tokens": cached,
+            "audio_tokens": min(_number(directives, "audio_in"), prompt),
+        },
+        "completion_tokens_details": {
+            "reasoning_tokens": reasoning,
+            "audio_tokens": _number(directives, "audio_out"),
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _tier(body: dict[str, Any], directives: dict[str, str]) -> str | None:
+    if str(body.get("model", "")).startswith("claude"):
+        return None  # Anthropic's tier is inside its usage object
+    asked = body.get("service_tier")
+    default = asked if isinstance(asked, str) and asked != "auto" else "default"
+    return directives.get("tier", default)
+
+
 async def chat_completions(request: Request) -> Response:
     state: FakeState = request.app.state.fake
     body, problem = await _prelude(state, request)
@@ -134,7 +198,7 @@ async def chat_completions(request: Request) -> Response:
     if failed is not None:
         return failed
     model = str(body.get("model", "fake-model"))
-    usage_in = prompt_tokens(sum(len(t) for t in texts))
+    usage_in = _number(directives, "prompt") or prompt_tokens(sum(len(t) for t in texts))
     n = _output_tokens(
         body, directives, state.default_output_tokens, json.dumps(body, sort_keys=True)
     )
@@ -142,28 +206,31 @@ async def chat_completions(request: Request) -> Response:
     finish = "length" if limit and n >= int(limit) else "stop"
     completion_id = f"chatcmpl-fake-{uuid.uuid4().hex}"
     created = int(time.time())
-    usage = {"prompt_tokens": usage_in, "completion_tokens": n, "total_tokens": usage_in + n}
+    usage = provider_usage(model, usage_in, n, directives)
+    tier = _tier(body, directives)
+    reports_usage = "no_usage" not in directives
     if not body.get("stream"):
-        return JSONResponse(
-            {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "system_fingerprint": NAME,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": TOKEN * n, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": finish,
-                    }
-                ],
-                "usage": usage,
-            },
-            headers={"x-fake-upstream": NAME},
-        )
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        answer: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "system_fingerprint": NAME,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": TOKEN * n, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+        }
+        if reports_usage:
+            answer["usage"] = usage
+        if tier is not None:
+            answer["service_tier"] = tier
+        return JSONResponse(answer, headers={"x-fake-upstream": NAME})
+    include_usage = reports_usage and bool((body.get("stream_options") or {}).get("include_usage"))
     chunk_delay = float(directives.get("chunk_delay", 0))
     cut_after = int(directives["cut_after"]) if "cut_after" in directives else None
 
@@ -178,6 +245,8 @@ async def chat_completions(request: Request) -> Response:
                 {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             ],
         }
+        if tier is not None:
+            payload["service_tier"] = tier
         if include_usage:
             payload["usage"] = None
         return b"data: " + json.dumps(payload).encode() + b"\n\n"
@@ -192,7 +261,7 @@ async def chat_completions(request: Request) -> Response:
             yield chunk({"content": TOKEN})
         yield chunk({}, finish)
         if include_usage:
-            final = {
+            final: dict[str, Any] = {
                 "id": completion_id,
                 "object": "chat.completion.chunk",
                 "created": created,
@@ -201,6 +270,8 @@ async def chat_completions(request: Request) -> Response:
                 "choices": [],
                 "usage": usage,
             }
+            if tier is not None:
+                final["service_tier"] = tier
             yield b"data: " + json.dumps(final).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
 
@@ -226,7 +297,8 @@ async def embeddings(request: Request) -> Response:
     if problem is not None:
         return problem
     inputs = body.get("input")
-    failed = await _misbehave(_directives(_texts(inputs)))
+    directives = _directives(_texts(inputs))
+    failed = await _misbehave(directives)
     if failed is not None:
         return failed
     counts = _embedding_inputs(inputs)
@@ -240,16 +312,15 @@ async def embeddings(request: Request) -> Response:
         if body.get("encoding_format") == "base64":
             embedding = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": embedding})
-    total = sum(counts)
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": data,
-            "model": str(body.get("model", "fake-embedding")),
-            "usage": {"prompt_tokens": total, "total_tokens": total},
-        },
-        headers={"x-fake-upstream": NAME},
-    )
+    total = _number(directives, "prompt") or sum(counts)
+    answer: dict[str, Any] = {
+        "object": "list",
+        "data": data,
+        "model": str(body.get("model", "fake-embedding")),
+    }
+    if "no_usage" not in directives:
+        answer["usage"] = {"prompt_tokens": total, "total_tokens": total}
+    return JSONResponse(answer, headers={"x-fake-upstream": NAME})
 
 
 _AUDIO_TYPES = {

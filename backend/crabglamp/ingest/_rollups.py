@@ -25,6 +25,21 @@ from crabglamp.models import (
     VoiceDaily,
 )
 
+# The sums llm_daily and llm_daily_model keep, in this order.
+LLM_SUMS: tuple[str, ...] = (
+    "cost_micros",
+    "request_count",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+    "cache_saved_micros",
+)
+
 
 async def _upsert(
     conn: AsyncConnection,
@@ -49,14 +64,13 @@ async def add_llm_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -> 
             r["provider"],
             r["model"],
         )
+        values = [r["cost_micros"], 1, *(r[c] for c in LLM_SUMS[2:])]
         acc = sums.get(key)
         if acc is None:
-            sums[key] = [r["cost_micros"], 1, r["input_tokens"], r["output_tokens"]]
+            sums[key] = values
         else:
-            acc[0] += r["cost_micros"]
-            acc[1] += 1
-            acc[2] += r["input_tokens"]
-            acc[3] += r["output_tokens"]
+            for i, value in enumerate(values):
+                acc[i] += value
     hourly: dict[tuple[Any, ...], list[int]] = {}
     for r in rows:
         hour = r["ts"].replace(minute=0, second=0, microsecond=0)
@@ -75,7 +89,7 @@ async def add_llm_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -> 
         LlmDaily,
         ("account_id", "day", "key_id", "agent_id", "provider", "model"),
         sums,
-        ("cost_micros", "request_count", "input_tokens", "output_tokens"),
+        LLM_SUMS,
     )
     await _add_coarse_llm_rollups(conn, sums)
 
@@ -89,15 +103,13 @@ async def _add_coarse_llm_rollups(
     by_agent: dict[tuple[Any, ...], list[int]] = {}
     by_key: dict[tuple[Any, ...], list[int]] = {}
     for (account_id, day, key_id, agent_id, provider, model), values in sums.items():
-        cost, count, tokens_in, tokens_out = values
+        cost, count = values[0], values[1]
         acc = by_model.get((account_id, day, provider, model))
         if acc is None:
-            by_model[(account_id, day, provider, model)] = [cost, count, tokens_in, tokens_out]
+            by_model[(account_id, day, provider, model)] = list(values)
         else:
-            acc[0] += cost
-            acc[1] += count
-            acc[2] += tokens_in
-            acc[3] += tokens_out
+            for i, value in enumerate(values):
+                acc[i] += value
         acc = by_agent.setdefault((account_id, day, agent_id), [0, 0])
         acc[0] += cost
         acc[1] += count
@@ -109,7 +121,7 @@ async def _add_coarse_llm_rollups(
         LlmDailyModel,
         ("account_id", "day", "provider", "model"),
         by_model,
-        ("cost_micros", "request_count", "input_tokens", "output_tokens"),
+        LLM_SUMS,
     )
     await _upsert(
         conn,

@@ -11,7 +11,7 @@ from typing import Any
 
 from crabglamp.ingest._owners import Owners, check_owner
 from crabglamp.ingest._validation import interval_problem, llm_problem, voice_problem
-from crabglamp.ingest.pricing import catalog_cost
+from crabglamp.ingest.pricing import catalog_cost, catalog_saving
 from crabglamp.ingest.records import ComputeRecord, LlmRecord, RecordProblem, VoiceRecord
 from crabglamp.periods import as_utc
 from crabglamp.prices import PriceBook, PriceNotFound
@@ -60,6 +60,15 @@ def llm_rows(
                 "output_tokens": r.output_tokens,
                 "cost_micros": cost,
                 "status": r.status,
+                "cached_input_tokens": r.cached_input_tokens,
+                "cache_write_5m_tokens": r.cache_write_5m_tokens,
+                "cache_write_1h_tokens": r.cache_write_1h_tokens,
+                "reasoning_tokens": r.reasoning_tokens,
+                "audio_input_tokens": r.audio_input_tokens,
+                "audio_output_tokens": r.audio_output_tokens,
+                "cache_saved_micros": catalog_saving(prices, r) if r.status == "ok" else 0,
+                "service_tier": r.service_tier,
+                "estimated": r.estimated,
             }
         )
     return rows

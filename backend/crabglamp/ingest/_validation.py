@@ -12,6 +12,7 @@ from typing import Final
 
 from crabglamp.ingest.records import ComputeRecord, LlmRecord, VoiceRecord
 from crabglamp.periods import as_utc, utcnow
+from crabglamp.prices import token_problem
 
 _STATUSES = frozenset({"ok", "error"})
 _STATES = frozenset({"running", "paused"})
@@ -80,9 +81,20 @@ def llm_problem(r: LlmRecord, now: datetime | None = None) -> str | None:
     when = moment_problem(r.ts, now)
     if when:
         return f"ts {when}"
-    return _texts_problem({"id": r.id, "provider": r.provider, "model": r.model}) or (
-        _common_problem(r.id, r.status, r.cost_micros)
-    )
+    texts = _texts_problem({"id": r.id, "provider": r.provider, "model": r.model})
+    if texts:
+        return texts
+    # Most events carry no categories: no need to build and check them.
+    if (
+        r.cached_input_tokens
+        or r.cache_write_5m_tokens
+        or r.cache_write_1h_tokens
+        or (r.reasoning_tokens or r.audio_input_tokens or r.audio_output_tokens)
+    ):
+        invalid = token_problem(r.tokens)
+        if invalid:
+            return invalid
+    return _common_problem(r.id, r.status, r.cost_micros)
 
 
 def voice_problem(r: VoiceRecord, now: datetime | None = None) -> str | None:

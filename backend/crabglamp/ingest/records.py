@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from crabglamp.prices import TokenCounts
+
 
 @dataclass(frozen=True, slots=True)
 class LlmRecord:
@@ -20,6 +22,29 @@ class LlmRecord:
     cost_micros: int | None = None
     agent_id: uuid.UUID | None = None
     status: str = "ok"
+    # Parts of the totals (prices.TokenCounts says which of which), the tier the provider
+    # reported, and whether the counts are the proxy's estimate rather than the provider's.
+    cached_input_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    service_tier: str | None = None
+    estimated: bool = False
+
+    @property
+    def tokens(self) -> TokenCounts:
+        return TokenCounts(
+            self.input_tokens,
+            self.output_tokens,
+            self.cached_input_tokens,
+            self.cache_write_5m_tokens,
+            self.cache_write_1h_tokens,
+            self.reasoning_tokens,
+            self.audio_input_tokens,
+            self.audio_output_tokens,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from crabglamp.prices import PriceBook, PriceNotFound
+from crabglamp.money import mul_div_half_up
+from crabglamp.prices import MILLION, STANDARD_TIERS, PriceBook, PriceNotFound
 from crabglamp.proxy.exchange import Exchange
 from crabglamp.proxy.refusals import Refusal, bad
 
@@ -42,12 +43,11 @@ def estimate(exchange: Exchange, prices: PriceBook, default_max_output_tokens: i
             if prices.at(exchange.provider, exchange.model, now).kind != "voice":
                 raise bad(f"`{exchange.model}` is not a voice model.", param="model")
             return prices.voice_cost(exchange.model, now, len(text))
+        tier = requested_tier(exchange, prices)
         if exchange.route == "embeddings":
             if "input" not in payload:
                 raise bad("You must provide an input parameter.", param="input")
-            return prices.llm_cost(
-                exchange.provider, exchange.model, now, max_input_tokens(len(exchange.body)), 0
-            )
+            return _dearest(exchange, prices, tier, max_input_tokens(len(exchange.body)), 0)
         messages = payload.get("messages")
         if not isinstance(messages, list) or not messages:
             raise bad("messages must be a non-empty array.", param="messages")
@@ -62,12 +62,8 @@ def estimate(exchange: Exchange, prices: PriceBook, default_max_output_tokens: i
         if not isinstance(choices, int) or isinstance(choices, bool) or not 1 <= choices <= 128:
             raise bad("n must be an integer from 1 to 128.", param="n")
         images = sum(images_in(message) for message in messages)
-        return prices.llm_cost(
-            exchange.provider,
-            exchange.model,
-            now,
-            max_input_tokens(len(exchange.body), images),
-            output * choices,
+        return _dearest(
+            exchange, prices, tier, max_input_tokens(len(exchange.body), images), output * choices
         )
     except PriceNotFound as exc:
         raise Refusal(404, "model_not_found", str(exc), param="model") from None
@@ -77,6 +73,41 @@ def estimate(exchange: Exchange, prices: PriceBook, default_max_output_tokens: i
 # values to mean "no limit" (and meet the cap, a 429). A billion keeps the estimate (tokens x n x
 # the dearest price per token) far inside the 64-bit micro-cents of a reservation.
 MAX_OUTPUT_TOKENS = 1_000_000_000
+
+
+def requested_tier(exchange: Exchange, prices: PriceBook) -> str | None:
+    """The service tier the request asks for, checked to have a price: a tier the catalog does
+    not price for this model is refused before the provider is called."""
+    tier = exchange.payload.get("service_tier")
+    if tier is None or tier in STANDARD_TIERS:
+        return None
+    if not isinstance(tier, str):
+        raise bad("service_tier must be a string.", param="service_tier")
+    try:
+        prices.rates(exchange.provider, exchange.model, exchange.now, tier)
+    except PriceNotFound:
+        raise bad(
+            f"The service tier `{tier}` has no price for `{exchange.model}` in the catalog, so "
+            "its spend cannot be capped; use the default tier or ask an administrator.",
+            param="service_tier",
+            code="service_tier_not_priced",
+        ) from None
+    exchange.requested_tier = tier
+    return tier
+
+
+def _dearest(
+    exchange: Exchange, prices: PriceBook, tier: str | None, input_bound: int, output_bound: int
+) -> int:
+    """The bound priced as if every input token fell into its dearest category (a cache write
+    can cost more than plain input) and every output token into the dearest output one, at the
+    standard tier and the requested one, at the longest prompt's rates."""
+    most = 0
+    for at in {None, tier}:
+        rates = prices.rates(exchange.provider, exchange.model, exchange.now, at)
+        numerator = input_bound * rates.dearest_input + output_bound * rates.dearest_output
+        most = max(most, mul_div_half_up(numerator, 1, MILLION))
+    return most
 
 
 def max_output(payload: dict[str, Any], default: int) -> int:

@@ -46,6 +46,8 @@ class Exchange:
     provider: str = ""
     upstream: Upstream | None = None
     estimate_micros: int = 0
+    # The service tier the request asked for (None: the provider's default), as priced.
+    requested_tier: str | None = None
     reservation: Reservation | None = None
     stream: bool = False
     # Set once the response has started: from then on a failure can only end the stream.

@@ -1,7 +1,8 @@
 """Forwarding a request to its provider, and the plain (unstreamed) answer coming back.
 
 A failure of the upstream (no answer in time, unreachable, an error status) is recorded as a
-failed request that cost nothing, and its reservation is given back.
+failed request that cost nothing, and its reservation is given back. A client that leaves before
+a plain answer does not stop it: the provider bills it, so it is read and recorded.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from crabglamp.prices import TokenCounts
 from crabglamp.proxy._asgi import ClientGone, Send, race, send_whole, within
 from crabglamp.proxy.exchange import Exchange
 from crabglamp.proxy.recording import record_failure, record_llm, release
 from crabglamp.proxy.refusals import Refusal, upstream_refusal
+from crabglamp.proxy.reported import Reported, reported_usage
 
 if TYPE_CHECKING:
     from crabglamp.proxy.runtime import Proxy
@@ -41,13 +44,15 @@ def upstream_request(proxy: Proxy, exchange: Exchange, content: bytes) -> httpx.
 
 
 async def open_upstream(
-    proxy: Proxy, exchange: Exchange, request: httpx.Request, gone: asyncio.Task[None]
+    proxy: Proxy, exchange: Exchange, request: httpx.Request, gone: asyncio.Task[None] | None
 ) -> httpx.Response:
-    """Send the request; return the upstream's response with its body still to be read."""
+    """Send the request; return the upstream's response with its body still to be read.
+    Without `gone`, the client's departure does not stop the wait (a plain answer)."""
     started = time.perf_counter()
     limit = exchange.remaining(proxy.config.max_request_seconds)
     try:
-        response = await race(within(proxy.http.send(request, stream=True), limit), gone)
+        sending = within(proxy.http.send(request, stream=True), limit)
+        response = await (sending if gone is None else race(sending, gone))
     except ClientGone:
         await release(proxy, exchange, "client_disconnected")
         raise
@@ -74,7 +79,7 @@ async def open_upstream(
     proxy.metrics.observe("crabglamp_proxy_upstream_latency_seconds", (exchange.provider,), latency)
     if response.status_code >= 400:
         try:
-            body = await race(response.aread(), gone)
+            body = await (response.aread() if gone is None else race(response.aread(), gone))
         except (ClientGone, httpx.HTTPError):
             body = b""
         finally:
@@ -85,15 +90,15 @@ async def open_upstream(
 
 
 async def plain(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Task[None]) -> int:
-    """A whole answer: read it, record its cost, then pass it on."""
+    """A whole answer: read it, record its cost, then pass it on. Once forwarded, the request is
+    billed by the provider whether or not our client stays: a client that leaves does not stop
+    the reading (bounded by the upstream's timeout and the request's time), and what the
+    provider reports is recorded all the same."""
     request = upstream_request(proxy, exchange, exchange.body)
-    response = await open_upstream(proxy, exchange, request, gone)
+    response = await open_upstream(proxy, exchange, request, None)
     limit = exchange.remaining(proxy.config.max_request_seconds)
     try:
-        content = await race(within(response.aread(), limit), gone)
-    except ClientGone:
-        await release(proxy, exchange, "client_disconnected")
-        raise
+        content = await within(response.aread(), limit)
     except (httpx.HTTPError, TimeoutError):
         await record_failure(proxy, exchange, "upstream_error")
         raise Refusal(
@@ -105,12 +110,16 @@ async def plain(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Task
         ) from None
     finally:
         await response.aclose()
-    input_tokens, output_tokens = usage_of(content)
-    if input_tokens is None:
-        # No usage reported: count what can be seen, a quarter token per byte.
-        input_tokens = math.ceil(len(exchange.body) / 4)
-        output_tokens = math.ceil(len(content) / 4)
-    await record_llm(proxy, exchange, input_tokens, output_tokens or 0, "ok")
+    reported = usage_of(content)
+    if reported is None:
+        # No usage reported: count what can be seen, a quarter token per byte, and say so.
+        tokens = TokenCounts(math.ceil(len(exchange.body) / 4), math.ceil(len(content) / 4))
+        await record_llm(proxy, exchange, tokens, "ok", estimated=True)
+    else:
+        await record_llm(proxy, exchange, reported.tokens, "ok", service_tier=reported.service_tier)
+    if gone.done():
+        exchange.log["outcome"] = "client_disconnected"
+        return 499
     await send_whole(
         send,
         200,
@@ -121,11 +130,9 @@ async def plain(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Task
     return 200
 
 
-def usage_of(content: bytes) -> tuple[int | None, int | None]:
+def usage_of(content: bytes) -> Reported | None:
     try:
-        usage = json.loads(content).get("usage") or {}
-        prompt = int(usage["prompt_tokens"])
-        completion = int(usage.get("completion_tokens") or 0)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None, None
-    return prompt, completion
+        answer = json.loads(content)
+    except ValueError:
+        return None
+    return reported_usage(answer)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from crabglamp.ingest.pricing import catalog_cost
 from crabglamp.ingest.records import LlmRecord, VoiceRecord
+from crabglamp.prices import PriceNotFound, TokenCounts
 from crabglamp.proxy.exchange import Exchange
 from crabglamp.proxy.refusals import Refusal
 from crabglamp.proxy.reservation import Settlement
@@ -20,7 +21,13 @@ if TYPE_CHECKING:
 
 
 def llm_record(
-    exchange: Exchange, input_tokens: int, output_tokens: int, status: str, cost: int | None = None
+    exchange: Exchange,
+    tokens: TokenCounts,
+    status: str,
+    cost: int | None = None,
+    *,
+    service_tier: str | None = None,
+    estimated: bool = False,
 ) -> LlmRecord:
     """The event of an exchange on the LLM routes (chat completions, embeddings)."""
     facts = exchange.key()
@@ -30,11 +37,19 @@ def llm_record(
         key_id=facts.key_id,
         provider=exchange.provider,
         model=exchange.model,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
+        input_tokens=tokens.input_tokens,
+        output_tokens=tokens.output_tokens,
         cost_micros=cost,
         agent_id=facts.agent_id,
         status=status,
+        cached_input_tokens=tokens.cached_input_tokens,
+        cache_write_5m_tokens=tokens.cache_write_5m_tokens,
+        cache_write_1h_tokens=tokens.cache_write_1h_tokens,
+        reasoning_tokens=tokens.reasoning_tokens,
+        audio_input_tokens=tokens.audio_input_tokens,
+        audio_output_tokens=tokens.audio_output_tokens,
+        service_tier=service_tier,
+        estimated=estimated,
     )
 
 
@@ -57,12 +72,35 @@ def voice_record(
 
 
 async def record_llm(
-    proxy: Proxy, exchange: Exchange, input_tokens: int, output_tokens: int, status: str
+    proxy: Proxy,
+    exchange: Exchange,
+    tokens: TokenCounts,
+    status: str,
+    *,
+    service_tier: str | None = None,
+    estimated: bool = False,
 ) -> None:
-    record = llm_record(exchange, input_tokens, output_tokens, status)
+    record = llm_record(exchange, tokens, status, service_tier=service_tier, estimated=estimated)
     # Billed whatever the status: a stream cut short was still produced, and paid for.
-    cost = catalog_cost(proxy.prices, record)
-    exchange.log.update(input_tokens=input_tokens, output_tokens=output_tokens)
+    try:
+        cost = catalog_cost(proxy.prices, record)
+    except PriceNotFound:
+        # The model is priced (admission checked) but not at the tier the provider answered
+        # with: the answer is already paid for, so it is priced at the tier it was admitted
+        # at, the tier kept as reported, and counted, to be looked at.
+        proxy.metrics.inc("crabglamp_proxy_unpriced_tier_total")
+        exchange.log["unpriced_tier"] = service_tier
+        cost = catalog_cost(proxy.prices, replace(record, service_tier=exchange.requested_tier))
+    exchange.log.update(
+        input_tokens=tokens.input_tokens,
+        output_tokens=tokens.output_tokens,
+        cached_input_tokens=tokens.cached_input_tokens,
+        reasoning_tokens=tokens.reasoning_tokens,
+    )
+    if service_tier is not None:
+        exchange.log["service_tier"] = service_tier
+    if estimated:
+        exchange.log["estimated"] = True
     await record_event(proxy, exchange, replace(record, cost_micros=cost), cost)
 
 
@@ -102,7 +140,7 @@ async def record_failure(proxy: Proxy, exchange: Exchange, outcome: str) -> None
     if exchange.route == "speech":
         record = voice_record(exchange, 0, "error", cost=0)
     else:
-        record = llm_record(exchange, 0, 0, "error", cost=0)
+        record = llm_record(exchange, TokenCounts(0, 0), "error", cost=0)
     proxy.metrics.inc("crabglamp_proxy_reservations_released_total", (outcome,))
     with contextlib.suppress(Refusal):
         await record_event(proxy, exchange, record, 0)

@@ -135,6 +135,15 @@ class Proxy:
             "Requests refused before reaching an upstream, by error code.",
             ("code",),
         )
+        # No model label: the names are the clients' to choose, and would be unbounded.
+        m.counter(
+            "crabglamp_proxy_unpriced_models_total",
+            "Requests refused because neither the list nor an override prices their model.",
+        )
+        m.counter(
+            "crabglamp_proxy_unpriced_tier_total",
+            "Answers at a service tier the catalog does not price, priced at the admitted tier.",
+        )
         m.histogram(
             "crabglamp_proxy_upstream_latency_seconds",
             "Time from forwarding a request to the upstream's response headers.",
@@ -211,6 +220,8 @@ class Proxy:
             status = refusal.status
             if exchange.reservation is None:
                 self.metrics.inc("crabglamp_proxy_refusals_total", (refusal.code,))
+                if refusal.code == "model_not_found":
+                    self.metrics.inc("crabglamp_proxy_unpriced_models_total")
             exchange.log.setdefault("code", refusal.code)
             await send_refusal(
                 tracked, refusal, exchange.request_id, exchange.responded, route != "speech"

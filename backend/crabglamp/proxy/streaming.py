@@ -15,17 +15,20 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from crabglamp.ingest.pricing import catalog_cost
+from crabglamp.prices import TokenCounts
 from crabglamp.proxy._asgi import ClientGone, Send, race, within
 from crabglamp.proxy.exchange import Exchange
 from crabglamp.proxy.forward import open_upstream, upstream_request
 from crabglamp.proxy.recording import record_event, record_llm, voice_record
 from crabglamp.proxy.refusals import sse_error
+from crabglamp.proxy.reported import Reported, reported_usage
 
 if TYPE_CHECKING:
     from crabglamp.proxy.runtime import Proxy
 
 _CONTENT_RE = re.compile(rb'"content":\s*"(?!")')
 _USAGE_RE = re.compile(rb'"usage":\s*\{')
+_TIER_RE = re.compile(rb'"service_tier":\s*"')
 
 
 async def until_done(
@@ -84,6 +87,8 @@ async def stream(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Tas
                 if event.startswith(b"data: [DONE]") or event.startswith(b"data:[DONE]"):
                     held.append(event)
                     continue
+                if state.tier is None and _TIER_RE.search(event):
+                    state.tier = _chunk_tier(event)
                 if _USAGE_RE.search(event):
                     usage = _chunk_usage(event)
                     if usage is not None:
@@ -100,15 +105,24 @@ async def stream(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Tas
             held.append(rest)
 
     outcome = await until_done(proxy, exchange, pump, gone, response)
-    if outcome == "ok" and state.usage is not None:
-        await record_llm(proxy, exchange, state.usage[0], state.usage[1], "ok")
+    if state.usage is not None:
+        # The provider's own count: the whole answer's, or all it produced before the cut.
+        if outcome != "ok":
+            exchange.log["outcome"] = outcome
+        await record_llm(
+            proxy,
+            exchange,
+            state.usage.tokens,
+            "ok" if outcome == "ok" else "error",
+            service_tier=state.usage.service_tier or state.tier,
+        )
     else:
-        # Cut short (or no usage reported): what was produced is billed by the provider,
-        # so it is counted from what passed through.
-        input_tokens = state.usage[0] if state.usage else math.ceil(len(exchange.body) / 4)
+        # Cut short (or no usage reported): what was produced is billed by the provider, so it
+        # is counted from what passed through, and marked as the estimate it is.
+        tokens = TokenCounts(math.ceil(len(exchange.body) / 4), state.content_chunks)
         status = "ok" if outcome == "ok" else "error"
         exchange.log["outcome"] = outcome
-        await record_llm(proxy, exchange, input_tokens, state.content_chunks, status)
+        await record_llm(proxy, exchange, tokens, status, service_tier=state.tier, estimated=True)
     if outcome == "client_disconnected":
         return 499
     if outcome != "ok":
@@ -155,19 +169,25 @@ async def speech(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Tas
 
 @dataclass(slots=True)
 class _StreamState:
-    usage: tuple[int, int] | None = None
+    usage: Reported | None = None
     content_chunks: int = 0
+    # Every chunk names the tier; the first is kept, for a stream cut before its usage.
+    tier: str | None = None
 
 
-def _chunk_usage(event: bytes) -> tuple[int, int] | None:
-    data = _event_data(event)
+def _chunk_usage(event: bytes) -> Reported | None:
     try:
-        usage = json.loads(data).get("usage")
-        if not usage:
-            return None
-        return int(usage["prompt_tokens"]), int(usage.get("completion_tokens") or 0)
-    except (ValueError, KeyError, TypeError, AttributeError):
+        return reported_usage(json.loads(_event_data(event)))
+    except ValueError:
         return None
+
+
+def _chunk_tier(event: bytes) -> str | None:
+    try:
+        tier = json.loads(_event_data(event)).get("service_tier")
+    except (ValueError, AttributeError):
+        return None
+    return tier if isinstance(tier, str) and tier else None
 
 
 def _no_choices(event: bytes) -> bool:

@@ -15,7 +15,14 @@ from crabglamp.db.tables import table_of
 from crabglamp.models import Agent, LlmDaily, LlmDailyAgent, LlmDailyKey, LlmDailyModel, VirtualKey
 from crabglamp.usage._axis import agent_of, in_period, names_of, scope, sorted_by_cost
 from crabglamp.usage.query import UsageQuery
-from crabglamp.usage.results import LlmAgentUsage, LlmDay, LlmKeyUsage, LlmModelUsage, LlmUsage
+from crabglamp.usage.results import (
+    LLM_MODEL_SUMS,
+    LlmAgentUsage,
+    LlmDay,
+    LlmKeyUsage,
+    LlmModelUsage,
+    LlmUsage,
+)
 
 
 async def llm_usage(conn: AsyncConnection, query: UsageQuery) -> LlmUsage:
@@ -65,30 +72,20 @@ async def _llm_from_coarse_rollups(conn: AsyncConnection, query: UsageQuery) -> 
             by_model.c.day,
             by_model.c.provider,
             by_model.c.model,
-            func.sum(by_model.c.cost_micros),
-            func.sum(by_model.c.request_count),
-            func.sum(by_model.c.input_tokens),
-            func.sum(by_model.c.output_tokens),
+            *(func.sum(by_model.c[name]) for name in LLM_MODEL_SUMS),
         )
         .where(*in_period(by_model, query))
         .group_by(by_model.c.day, by_model.c.provider, by_model.c.model)
     )
-    for day, provider, model, cost, count, tokens_in, tokens_out in model_rows:
+    for day, provider, model, *values in model_rows:
         # PostgreSQL's SUM of a BIGINT is a NUMERIC (a Decimal here); int() keeps it exact.
-        cost, count, tokens_in, tokens_out = int(cost), int(count), int(tokens_in), int(tokens_out)
-        days[day][(provider, model)] = LlmModelUsage(
-            model, provider, cost, count, tokens_in, tokens_out
-        )
+        sums = [int(v) for v in values]
+        day_entry = days[day][(provider, model)] = LlmModelUsage(model, provider)
+        day_entry.add(sums)
         entry = models.get((provider, model))
         if entry is None:
-            models[(provider, model)] = LlmModelUsage(
-                model, provider, cost, count, tokens_in, tokens_out
-            )
-        else:
-            entry.total_micros += cost
-            entry.request_count += count
-            entry.input_tokens += tokens_in
-            entry.output_tokens += tokens_out
+            entry = models[(provider, model)] = LlmModelUsage(model, provider)
+        entry.add(sums)
     agents: dict[uuid.UUID | None, LlmAgentUsage] = {}
     agent_rows = await conn.execute(
         select(
@@ -131,25 +128,20 @@ async def _llm_from_daily(conn: AsyncConnection, query: UsageQuery) -> _LlmSums:
             table.c.agent_id,
             table.c.provider,
             table.c.model,
-            table.c.cost_micros,
-            table.c.request_count,
-            table.c.input_tokens,
-            table.c.output_tokens,
+            *(table.c[name] for name in LLM_MODEL_SUMS),
         ).where(and_(*conditions))
     )
     days: dict[date, dict[tuple[str, str], LlmModelUsage]] = {d: {} for d in query.period.days}
     models: dict[tuple[str, str], LlmModelUsage] = {}
     agents: dict[uuid.UUID | None, LlmAgentUsage] = {}
     per_key: dict[uuid.UUID, list[int]] = {}
-    for day, key_id, agent_id, provider, model, cost, count, tokens_in, tokens_out in rows:
+    for day, key_id, agent_id, provider, model, *sums in rows:
+        cost, count = sums[0], sums[1]
         for bucket in (days[day], models):
             entry = bucket.get((provider, model))
             if entry is None:
                 entry = bucket[(provider, model)] = LlmModelUsage(model, provider)
-            entry.total_micros += cost
-            entry.request_count += count
-            entry.input_tokens += tokens_in
-            entry.output_tokens += tokens_out
+            entry.add(sums)
         agent = agent_of(agent_id)
         agent_entry = agents.get(agent)
         if agent_entry is None:

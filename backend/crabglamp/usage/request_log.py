@@ -28,6 +28,28 @@ class LoggedRequest:
     output_tokens: int
     cost_micros: int
     status: str
+    cached_input_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    cache_saved_micros: int = 0
+    service_tier: str | None = None
+    estimated: bool = False
+
+
+_CATEGORIES = (
+    "cached_input_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+    "cache_saved_micros",
+    "service_tier",
+    "estimated",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +110,7 @@ async def request_log(
                 table.c.output_tokens,
                 table.c.cost_micros,
                 table.c.status,
+                *(table.c[name] for name in _CATEGORIES),
             )
             .where(and_(*conditions))
             .order_by(table.c.ts, table.c.id)
@@ -106,6 +129,15 @@ async def request_log(
             output_tokens=r.output_tokens,
             cost_micros=r.cost_micros,
             status=r.status,
+            cached_input_tokens=r.cached_input_tokens,
+            cache_write_5m_tokens=r.cache_write_5m_tokens,
+            cache_write_1h_tokens=r.cache_write_1h_tokens,
+            reasoning_tokens=r.reasoning_tokens,
+            audio_input_tokens=r.audio_input_tokens,
+            audio_output_tokens=r.audio_output_tokens,
+            cache_saved_micros=r.cache_saved_micros,
+            service_tier=r.service_tier,
+            estimated=bool(r.estimated),
         )
         for r in rows[:first]
     ]
@@ -118,6 +150,8 @@ async def request_log(
 class RequestLogSummary:
     request_count: int
     total_micros: int
+    cached_input_tokens: int = 0
+    cache_saved_micros: int = 0
 
 
 async def request_log_summary(conn: AsyncConnection, query: RequestLogQuery) -> RequestLogSummary:
@@ -129,10 +163,12 @@ async def request_log_summary(conn: AsyncConnection, query: RequestLogQuery) -> 
             select(
                 func.coalesce(func.sum(table.c.request_count), 0),
                 func.coalesce(func.sum(table.c.cost_micros), 0),
+                func.coalesce(func.sum(table.c.cached_input_tokens), 0),
+                func.coalesce(func.sum(table.c.cache_saved_micros), 0),
             ).where(and_(*conditions))
         )
     ).one()
-    return RequestLogSummary(int(row[0]), int(row[1]))
+    return RequestLogSummary(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
 def _filters(table: Any, query: RequestLogQuery) -> list[Any]:

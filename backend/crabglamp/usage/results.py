@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Final
 
 from crabglamp.periods import Period
 
@@ -69,6 +71,44 @@ class LlmModelUsage:
     request_count: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    # Parts of the totals above, and what caching saved (docs/how-requests-are-priced.md).
+    cached_input_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    cache_saved_micros: int = 0
+
+    def add(self, sums: Sequence[int]) -> None:
+        """Add a rollup row's sums, in the order of `LLM_MODEL_SUMS`."""
+        self.total_micros += sums[0]
+        self.request_count += sums[1]
+        self.input_tokens += sums[2]
+        self.output_tokens += sums[3]
+        self.cached_input_tokens += sums[4]
+        self.cache_write_5m_tokens += sums[5]
+        self.cache_write_1h_tokens += sums[6]
+        self.reasoning_tokens += sums[7]
+        self.audio_input_tokens += sums[8]
+        self.audio_output_tokens += sums[9]
+        self.cache_saved_micros += sums[10]
+
+
+# The columns of llm_daily and llm_daily_model a model's usage sums, in `LlmModelUsage.add`'s order.
+LLM_MODEL_SUMS: Final = (
+    "cost_micros",
+    "request_count",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+    "cache_saved_micros",
+)
 
 
 @dataclass(slots=True)

@@ -15,6 +15,9 @@ export interface ModelSeries {
   provider: string;
   totalMicros: number;
   requestCount: number;
+  /** input tokens read from the prompt cache, and what that saved (micro-cents) */
+  cachedInputTokens: number;
+  cacheSavedMicros: number;
   /** per day of the period: cost in micro-cents and request count */
   micros: number[];
   counts: number[];
@@ -28,7 +31,7 @@ export interface LlmData {
 }
 
 /** One chart from one or several (one per provider) answers, summed in micro-cents. */
-export function mergeLlm(days: string[], answers: { daily: { date: string; models: { model: string; provider: string; totalCents: number; requestCount: number }[] }[] }[]): LlmData {
+export function mergeLlm(days: string[], answers: { daily: { date: string; models: { model: string; provider: string; totalCents: number; requestCount: number; cachedInputTokens?: number; cacheSavedCents?: number }[] }[] }[]): LlmData {
   const index = new Map(days.map((d, i) => [d, i]));
   const series = new Map<string, ModelSeries>();
   for (const answer of answers) {
@@ -39,7 +42,7 @@ export function mergeLlm(days: string[], answers: { daily: { date: string; model
         const id = `${m.provider}\u0000${m.model}`;
         let s = series.get(id);
         if (!s) {
-          s = { model: m.model, provider: m.provider, totalMicros: 0, requestCount: 0, micros: days.map(() => 0), counts: days.map(() => 0) };
+          s = { model: m.model, provider: m.provider, totalMicros: 0, requestCount: 0, cachedInputTokens: 0, cacheSavedMicros: 0, micros: days.map(() => 0), counts: days.map(() => 0) };
           series.set(id, s);
         }
         const micros = toMicros(m.totalCents);
@@ -47,6 +50,8 @@ export function mergeLlm(days: string[], answers: { daily: { date: string; model
         s.counts[i] = (s.counts[i] ?? 0) + m.requestCount;
         s.totalMicros += micros;
         s.requestCount += m.requestCount;
+        s.cachedInputTokens += m.cachedInputTokens ?? 0;
+        s.cacheSavedMicros += toMicros(m.cacheSavedCents ?? 0);
       }
     }
   }

@@ -44,7 +44,7 @@ export class ModelsSection {
           "table",
           { className: "data-table" },
           h("caption", { className: "visually-hidden" }, "LLM spend by model in the period"),
-          h("thead", null, h("tr", null, h("th", { scope: "col" }, "Model"), h("th", { scope: "col" }, "Provider"), h("th", { scope: "col", className: "num" }, "Requests"), h("th", { scope: "col", className: "num" }, "Cost"), h("th", { scope: "col" }, "Share"))),
+          h("thead", null, h("tr", null, h("th", { scope: "col" }, "Model"), h("th", { scope: "col" }, "Provider"), h("th", { scope: "col", className: "num" }, "Requests"), h("th", { scope: "col", className: "num" }, "Cost"), h("th", { scope: "col", className: "num" }, "Cached input"), h("th", { scope: "col", className: "num", title: "What prompt caching saved against the same tokens uncached" }, "Caching saved"), h("th", { scope: "col" }, "Share"))),
           h(
             "tbody",
             null,
@@ -57,6 +57,8 @@ export class ModelsSection {
                 h("td", null, m.provider),
                 h("td", { className: "num" }, count(m.requestCount)),
                 h("td", { className: "num", title: exactMoney(m.totalMicros / 1e6) }, money(m.totalMicros / 1e6)),
+                h("td", { className: "num model-cached" }, count(m.cachedInputTokens)),
+                h("td", { className: "num model-saved", title: exactMoney(m.cacheSavedMicros / 1e6) }, money(m.cacheSavedMicros / 1e6)),
                 h("td", null, h("span", { className: "share", "aria-hidden": "true" }, h("span", { style: `width:${share}%;background:${colorFor(i)}` })), percent(share)),
               );
             }),

@@ -135,6 +135,7 @@ export class RequestLogDialog {
       this.summary,
       h("div", null, h("dt", null, "Requests"), h("dd", { className: "log-count", "data-count": page.requestCount }, count(page.requestCount))),
       h("div", null, h("dt", null, "Total cost"), h("dd", { className: "log-total", "data-cents": page.totalCents }, exactMoney(page.totalCents))),
+      h("div", null, h("dt", null, "Cached input"), h("dd", { className: "log-cached" }, `${count(page.cachedInputTokens)} tokens, saved ${exactMoney(page.cacheSavedCents)}`)),
       h("div", null, h("dt", null, "Model"), h("dd", null, selection.model ? `${selection.model}${provider ? ` (${provider})` : ""}` : "All models")),
       h("div", null, h("dt", null, "Keys"), h("dd", null, keys ? keys.map((k) => this.keyName(k) ?? k.slice(0, 8)).join(", ") : "All keys")),
       selection.agentId
@@ -153,6 +154,7 @@ export class RequestLogDialog {
         h("td", { className: "num" }, count(node.outputTokens)),
         h("td", { className: "num" }, exactMoney(node.costCents)),
         h("td", null, h("span", { className: `status status-${node.status === "ok" ? "ok" : "error"}` }, node.status)),
+        h("td", { className: "log-breakdown" }, breakdown(node)),
       ),
     );
     replace(
@@ -169,7 +171,7 @@ export class RequestLogDialog {
               h(
                 "tr",
                 null,
-                ...["Time (UTC)", "Key", "Agent", "Model", "Input tokens", "Output tokens", "Cost", "Status"].map((label, i) =>
+                ...["Time (UTC)", "Key", "Agent", "Model", "Input tokens", "Output tokens", "Cost", "Status", "Tokens by kind, tier"].map((label, i) =>
                   h("th", { scope: "col", className: i >= 4 && i <= 6 ? "num" : "" }, label),
                 ),
               ),
@@ -196,4 +198,30 @@ export class RequestLogDialog {
       h("div", { className: "pager" }, previous, next),
     );
   }
+}
+
+interface Breakdown {
+  cachedInputTokens: number;
+  cacheWrite5mTokens: number;
+  cacheWrite1hTokens: number;
+  reasoningTokens: number;
+  audioInputTokens: number;
+  audioOutputTokens: number;
+  cacheSavedCents: number;
+  serviceTier?: string | null;
+  estimated: boolean;
+}
+
+/** A request's parts of its totals, its tier, and whether its counts are an estimate. */
+function breakdown(node: Breakdown): string {
+  const parts: string[] = [];
+  if (node.cachedInputTokens) parts.push(`${count(node.cachedInputTokens)} cached (saved ${exactMoney(node.cacheSavedCents)})`);
+  if (node.cacheWrite5mTokens) parts.push(`${count(node.cacheWrite5mTokens)} cache write 5 min`);
+  if (node.cacheWrite1hTokens) parts.push(`${count(node.cacheWrite1hTokens)} cache write 1 h`);
+  if (node.reasoningTokens) parts.push(`${count(node.reasoningTokens)} reasoning`);
+  if (node.audioInputTokens) parts.push(`${count(node.audioInputTokens)} audio in`);
+  if (node.audioOutputTokens) parts.push(`${count(node.audioOutputTokens)} audio out`);
+  if (node.serviceTier) parts.push(`tier ${node.serviceTier}`);
+  if (node.estimated) parts.push("estimated");
+  return parts.length ? parts.join(" · ") : "—";
 }

@@ -14,12 +14,16 @@ from crabglamp.dev.demo.planted import PLANTED
 from crabglamp.dev.demo.specs import TOKEN_SIGMA, KeySpec
 from crabglamp.models import LlmDaily, VirtualKey
 from crabglamp.money import MICROS_PER_CENT
-from crabglamp.periods import month_period
-from crabglamp.prices import DEFAULT_CATALOG
+from crabglamp.periods import month_period, utcnow
+from crabglamp.prices import default_price_book
 
-_PRICE: Final = {
-    p.model: (p.input_micros_per_mtok, p.output_micros_per_mtok) for p in DEFAULT_CATALOG
-}
+_BOOK: Final = default_price_book()
+
+
+def _price(model: str) -> tuple[int, int]:
+    # Today's list price: a cap is set for the months ahead.
+    rates = _BOOK.rates(_BOOK.provider_of(model), model, utcnow())
+    return rates.input, rates.output
 
 
 def expected_month_micros(spec: KeySpec, scale: float) -> float:
@@ -28,7 +32,7 @@ def expected_month_micros(spec: KeySpec, scale: float) -> float:
         return 0.0
     spread = math.exp(TOKEN_SIGMA**2 / 2)
     per_request = sum(
-        share * (tokens_in * _PRICE[m][0] + tokens_out * _PRICE[m][1]) * spread / 1_000_000
+        share * (tokens_in * _price(m)[0] + tokens_out * _price(m)[1]) * spread / 1_000_000
         for m, share, tokens_in, tokens_out in spec.mix
     ) / sum(share for _, share, _, _ in spec.mix)
     volume = spec.requests_per_day(scale) * sum(spec.rhythm.week) / 7

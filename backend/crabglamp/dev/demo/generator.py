@@ -36,9 +36,17 @@ from crabglamp.dev.rhythm import ALWAYS, OFFICE, hourly_weights
 from crabglamp.ingest.records import ComputeRecord, LlmRecord, Record, VoiceRecord
 from crabglamp.money import MICROS_PER_CENT
 from crabglamp.periods import day_start
-from crabglamp.prices import DEFAULT_CATALOG, PriceBook
+from crabglamp.prices import PriceBook, default_price_book
 
-_PROVIDER: Final = {p.model: p.provider for p in DEFAULT_CATALOG}
+_BOOK: Final = default_price_book()
+
+
+def _provider(model: str) -> str:
+    provider = _BOOK.provider_of(model)
+    assert provider is not None, f"the demo's model {model} is not in the catalog"
+    return provider
+
+
 # Lognormal token counts without a gauss() per token: draws from one fixed table are as good
 # for charts and several times cheaper.
 _SPREAD_SIZE: Final = 4096
@@ -114,7 +122,7 @@ class Generator:
         models = [m for m, _, _, _ in spec.mix]
         cumulative = _cumulative([share for _, share, _, _ in spec.mix])
         shapes = [(tokens_in, tokens_out) for _, _, tokens_in, tokens_out in spec.mix]
-        providers = [_PROVIDER[m] for m in models]
+        providers = [_provider(m) for m in models]
         key_id, agent_id = spec.id, AGENT_BY_NAME[spec.agent].id if spec.agent else None
         midnight = day_start(day)
         now = w.now
@@ -195,7 +203,7 @@ class Generator:
                         model,
                         characters,
                         agent_id=agent.id,
-                        key_id=voice_key if _PROVIDER[model] == "openai" else None,
+                        key_id=voice_key if _provider(model) == "openai" else None,
                     )
                 )
         return out

@@ -1,7 +1,7 @@
 """usage change marks: what a dashboard listening on SQLite polls (PostgreSQL uses NOTIFY)
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | tuple[str, ...] | None = "0006"
+down_revision: str | tuple[str, ...] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

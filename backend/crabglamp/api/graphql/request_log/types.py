@@ -46,13 +46,54 @@ class LlmRequestType:
     def model(self) -> str:
         return self.request.model
 
-    @strawberry.field(description="Input tokens.")
+    @strawberry.field(description="Input tokens, all of them.")
     def input_tokens(self) -> BigInt:
         return BigInt(self.request.input_tokens)
 
-    @strawberry.field(description="Output tokens.")
+    @strawberry.field(description="Output tokens, all of them.")
     def output_tokens(self) -> BigInt:
         return BigInt(self.request.output_tokens)
+
+    @strawberry.field(description="Of the input tokens: read from the prompt cache.")
+    def cached_input_tokens(self) -> BigInt:
+        return BigInt(self.request.cached_input_tokens)
+
+    @strawberry.field(description="Of the input tokens: written to a 5-minute prompt cache.")
+    def cache_write_5m_tokens(self) -> BigInt:
+        return BigInt(self.request.cache_write_5m_tokens)
+
+    @strawberry.field(description="Of the input tokens: written to a 1-hour prompt cache.")
+    def cache_write_1h_tokens(self) -> BigInt:
+        return BigInt(self.request.cache_write_1h_tokens)
+
+    @strawberry.field(description="Of the output tokens: reasoning.")
+    def reasoning_tokens(self) -> BigInt:
+        return BigInt(self.request.reasoning_tokens)
+
+    @strawberry.field(description="Of the input tokens: audio.")
+    def audio_input_tokens(self) -> BigInt:
+        return BigInt(self.request.audio_input_tokens)
+
+    @strawberry.field(description="Of the output tokens: audio.")
+    def audio_output_tokens(self) -> BigInt:
+        return BigInt(self.request.audio_output_tokens)
+
+    @strawberry.field(description="What prompt caching saved on it, at the catalog's prices.")
+    def cache_saved_cents(self) -> float:
+        return micros_to_cents(self.request.cache_saved_micros)
+
+    @strawberry.field(
+        description="The service tier the provider reported (default, flex, priority, batch)."
+    )
+    def service_tier(self) -> str | None:
+        return self.request.service_tier
+
+    @strawberry.field(
+        description="True when the provider reported no usage (a stream cut short) and the "
+        "tokens are the proxy's estimate from what passed through."
+    )
+    def estimated(self) -> bool:
+        return self.request.estimated
 
     @strawberry.field(description="Its cost.")
     def cost_cents(self) -> float:
@@ -117,3 +158,13 @@ class LlmRequestConnectionType:
     async def total_cents(self, info: Info) -> float:
         summary = await info.context.loaders.request_summary.load(self.query)
         return micros_to_cents(summary.total_micros)
+
+    @strawberry.field(description="Their input tokens read from the prompt cache, over all pages.")
+    async def cached_input_tokens(self, info: Info) -> BigInt:
+        summary = await info.context.loaders.request_summary.load(self.query)
+        return BigInt(summary.cached_input_tokens)
+
+    @strawberry.field(description="What prompt caching saved on them, over all pages.")
+    async def cache_saved_cents(self, info: Info) -> float:
+        summary = await info.context.loaders.request_summary.load(self.query)
+        return micros_to_cents(summary.cache_saved_micros)

@@ -153,8 +153,24 @@ class LlmModelUsageType:
     provider: str = strawberry.field(description="Its provider, e.g. openai.")
     total_cents: float = strawberry.field(description="Cost of its requests.")
     request_count: BigInt = strawberry.field(description="Number of requests.")
-    input_tokens: BigInt = strawberry.field(description="Input tokens.")
-    output_tokens: BigInt = strawberry.field(description="Output tokens.")
+    input_tokens: BigInt = strawberry.field(description="Input tokens, all of them.")
+    output_tokens: BigInt = strawberry.field(description="Output tokens, all of them.")
+    cached_input_tokens: BigInt = strawberry.field(
+        description="Of the input tokens: read from the provider's prompt cache."
+    )
+    cache_write_5m_tokens: BigInt = strawberry.field(
+        description="Of the input tokens: written to a 5-minute prompt cache (Anthropic)."
+    )
+    cache_write_1h_tokens: BigInt = strawberry.field(
+        description="Of the input tokens: written to a 1-hour prompt cache (Anthropic)."
+    )
+    reasoning_tokens: BigInt = strawberry.field(description="Of the output tokens: reasoning.")
+    audio_input_tokens: BigInt = strawberry.field(description="Of the input tokens: audio.")
+    audio_output_tokens: BigInt = strawberry.field(description="Of the output tokens: audio.")
+    cache_saved_cents: float = strawberry.field(
+        description="What prompt caching saved against the same tokens uncached, at the "
+        "catalog's prices (negative where cache writes cost more than the reads saved)."
+    )
 
     @classmethod
     def of(cls, row: core.LlmModelUsage) -> Self:
@@ -165,6 +181,13 @@ class LlmModelUsageType:
             request_count=BigInt(row.request_count),
             input_tokens=BigInt(row.input_tokens),
             output_tokens=BigInt(row.output_tokens),
+            cached_input_tokens=BigInt(row.cached_input_tokens),
+            cache_write_5m_tokens=BigInt(row.cache_write_5m_tokens),
+            cache_write_1h_tokens=BigInt(row.cache_write_1h_tokens),
+            reasoning_tokens=BigInt(row.reasoning_tokens),
+            audio_input_tokens=BigInt(row.audio_input_tokens),
+            audio_output_tokens=BigInt(row.audio_output_tokens),
+            cache_saved_cents=micros_to_cents(row.cache_saved_micros),
         )
 
 
