@@ -372,6 +372,16 @@ class ListPrices:
             self._models[key] = found
         return found
 
+    def models(self) -> list[tuple[str, str]]:
+        """(provider, model) of each model the list prices, of the providers we forward to."""
+        return [
+            (provider.id, model.id)
+            for provider in self._snapshot.providers
+            if provider.id in LIST_PROVIDERS
+            for model in provider.models
+            if not model.deprecated
+        ]
+
     def rates(self, provider: str | None, model: str, day: date, tier: str | None) -> Rates:
         found = self.find(provider, model)
         if found is None:
@@ -430,6 +440,10 @@ class PriceBook:
 
     def models(self) -> list[str]:
         return sorted(self._by_model)
+
+    def listed(self) -> list[tuple[str, str]]:
+        """(provider, model) of each model the maintained list prices (overrides aside)."""
+        return self._list.models() if self._list is not None else []
 
     def provider_of(self, model: str) -> str | None:
         versions = self._versions(None, self._canonical(model))

@@ -545,7 +545,7 @@ async def test_a_far_future_row_from_old_data_breaks_no_pass(engine: AsyncEngine
     """Rows from before the timestamp bounds may still be stored: inserted directly here, as
     an old database would hold them, they stop neither detection nor delivery nor billing."""
     from crabglamp.db.bulk import insert_rows
-    from crabglamp.ingest._rollups import add_llm_rollups
+    from crabglamp.ingest._rollups import LLM_SUMS, add_llm_rollups
     from crabglamp.jobs.billing import BillingReporter
     from crabglamp.models import LlmEvent
     from crabglamp.settings import BillingSettings
@@ -565,6 +565,8 @@ async def test_a_far_future_row_from_old_data_breaks_no_pass(engine: AsyncEngine
         "output_tokens": 1,
         "cost_micros": 5 * CENT,
         "status": "ok",
+        # The token categories an old row gained by migration: zeros.
+        **{column: 0 for column in LLM_SUMS[4:]},
     }
     async with write_transaction(engine) as conn:
         await insert_rows(conn, table_of(LlmEvent), [far])

@@ -13,7 +13,8 @@ from crabglamp.keys import revoke_key
 from crabglamp.prices import default_price_book
 from proxy_support import CAP_MODEL, Stack, add_cap_model_price, make_key, proxy_stack
 
-CATALOG = default_price_book().prices
+BOOK = default_price_book()
+CATALOG = BOOK.prices
 
 
 def _client(stack: Stack, secret: str) -> openai.AsyncOpenAI:
@@ -31,8 +32,10 @@ async def test_a_key_lists_the_models_it_may_use(
             openai_models = [m async for m in client.models.list()]
         async with _client(stack, anything.secret) as client:
             every_model = [m async for m in client.models.list()]
-    # The catalog's OpenAI models and our own price table's, each once, by id.
-    wanted = {p.model for p in CATALOG if p.provider == "openai"} | {CAP_MODEL}
+    # The list's OpenAI models, our own speech prices and the price table's, each once, by id.
+    listed = {model for owner, model in BOOK.listed() if owner == "openai"}
+    wanted = listed | {p.model for p in CATALOG if p.provider == "openai"} | {CAP_MODEL}
+    assert {"gpt-4o", "gpt-5", "tts-1"} <= wanted
     assert [m.id for m in openai_models] == sorted(wanted)
     assert {m.owned_by for m in openai_models} == {"openai"}
     assert {m.object for m in openai_models} == {"model"}

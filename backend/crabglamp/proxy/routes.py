@@ -70,8 +70,9 @@ async def _key_provider(proxy: Proxy, scope: Scope) -> str | None:
 
 
 def models_for(proxy: Proxy, provider: str | None) -> list[dict[str, object]]:
-    """The models a key may send: priced (so its spend can be capped), of its provider, and
-    with an upstream configured for that provider. OpenAI's model objects, by id."""
+    """The models a key may send: priced (an override, or the maintained list: so its spend can
+    be capped), of its provider, and with an upstream configured for that provider. OpenAI's
+    model objects, by id."""
     first_priced: dict[str, tuple[str, datetime]] = {}
     for price in proxy.prices.prices:
         if provider is not None and price.provider != provider:
@@ -82,6 +83,14 @@ def models_for(proxy: Proxy, provider: str | None) -> list[dict[str, object]]:
         known = first_priced.get(price.model)
         if known is None or since < known[1]:
             first_priced[price.model] = (price.provider, since)
+    # The maintained list's models (never deprecated ones), where no override names them: dated
+    # 0, as the list carries no date a model was first priced.
+    listed = datetime.fromtimestamp(0, UTC)
+    for owner, model in proxy.prices.listed():
+        if provider is not None and owner != provider:
+            continue
+        if model not in first_priced and proxy.config.upstream(owner) is not None:
+            first_priced[model] = (owner, listed)
     return [
         {"id": model, "object": "model", "created": int(since.timestamp()), "owned_by": owner}
         for model, (owner, since) in sorted(first_priced.items())

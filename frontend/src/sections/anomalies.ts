@@ -109,6 +109,25 @@ export class AnomaliesSection extends LoadedSection<Anomaly[]> {
   }
 
   private draw(anomalies: Anomaly[]): void {
+    // A live refresh redraws the list while someone may be typing why they dismiss one: their
+    // form stays open, with its text and focus, on the redrawn entry.
+    const open = this.body.querySelector<HTMLFormElement>("form.anomaly-dismiss:not([hidden])");
+    const typing = open
+      ? { id: open.dataset.anomalyId ?? "", text: open.querySelector("input")?.value ?? "", focused: open.contains(document.activeElement) }
+      : null;
+    this.drawList(anomalies);
+    if (!typing) return;
+    const again = [...this.body.querySelectorAll<HTMLFormElement>("form.anomaly-dismiss")].find((f) => f.dataset.anomalyId === typing.id);
+    if (!again) return;
+    again.hidden = false;
+    const input = again.querySelector("input");
+    if (input) {
+      input.value = typing.text;
+      if (typing.focused) input.focus();
+    }
+  }
+
+  private drawList(anomalies: Anomaly[]): void {
     const unresolved = anomalies.filter((a) => a.state !== "RESOLVED");
     this.el.classList.toggle("has-anomalies", unresolved.length > 0);
     if (anomalies.length === 0) {
@@ -280,7 +299,7 @@ export class AnomaliesSection extends LoadedSection<Anomaly[]> {
     const input = h("input", { type: "text", id, maxlength: "500", required: true, placeholder: "e.g. a planned load test" });
     const submit = h("button", { type: "submit", className: "button button-small" }, "Dismiss");
     const cancel = h("button", { type: "button", className: "button button-small button-quiet" }, "Cancel");
-    const form = h("form", { className: "anomaly-dismiss", hidden: true }, h("label", { for: id }, "Why is this not a problem?"), input, submit, cancel);
+    const form = h("form", { className: "anomaly-dismiss", hidden: true, "data-anomaly-id": anomaly.id }, h("label", { for: id }, "Why is this not a problem?"), input, submit, cancel);
     cancel.addEventListener("click", () => {
       form.hidden = true;
     });

@@ -44,7 +44,7 @@ export class ModelsSection {
           "table",
           { className: "data-table" },
           h("caption", { className: "visually-hidden" }, "LLM spend by model in the period"),
-          h("thead", null, h("tr", null, h("th", { scope: "col" }, "Model"), h("th", { scope: "col" }, "Provider"), h("th", { scope: "col", className: "num" }, "Requests"), h("th", { scope: "col", className: "num" }, "Cost"), h("th", { scope: "col", className: "num" }, "Cached input"), h("th", { scope: "col", className: "num", title: "What prompt caching saved against the same tokens uncached" }, "Caching saved"), h("th", { scope: "col" }, "Share"))),
+          h("thead", null, h("tr", null, h("th", { scope: "col" }, "Model"), h("th", { scope: "col", className: "col-provider" }, "Provider"), h("th", { scope: "col", className: "num" }, "Requests"), h("th", { scope: "col", className: "num" }, "Cost"), h("th", { scope: "col", className: "num" }, "Cached input"), h("th", { scope: "col", className: "num", title: "What prompt caching saved against the same tokens uncached" }, "Caching saved"), h("th", { scope: "col" }, "Share"))),
           h(
             "tbody",
             null,
@@ -54,7 +54,7 @@ export class ModelsSection {
                 "tr",
                 null,
                 h("th", { scope: "row" }, h("span", { className: "swatch", style: `background:${colorFor(i)}`, "aria-hidden": "true" }), m.model),
-                h("td", null, m.provider),
+                h("td", { className: "col-provider" }, m.provider),
                 h("td", { className: "num" }, count(m.requestCount)),
                 h("td", { className: "num", title: exactMoney(m.totalMicros / 1e6) }, money(m.totalMicros / 1e6)),
                 h("td", { className: "num model-cached" }, count(m.cachedInputTokens)),
