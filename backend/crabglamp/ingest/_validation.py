@@ -57,7 +57,13 @@ def text_problem(value: str) -> str | None:
 
 def _texts_problem(named: dict[str, str | None]) -> str | None:
     for name, value in named.items():
-        problem = None if value is None else text_problem(value)
+        # Ingest checks a few names per event: the usual short ASCII text passes in C (ASCII
+        # holds no surrogate), and only the rest is looked at closely.
+        if value is None or (
+            len(value) <= MAX_TEXT_LENGTH and value.isascii() and "\x00" not in value
+        ):
+            continue
+        problem = text_problem(value)
         if problem:
             return f"{name} {problem}"
     return None
