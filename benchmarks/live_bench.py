@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
@@ -206,25 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(
         measure(engines, [int(w) for w in args.workers.split(",")], args.runs, args.postgres_url)
     )
-    from benchmarks.run import print_table
+    from benchmarks.run import print_table, write_results
 
     print()
     print_table(results)
     out = args.out or BENCH_DIR / f"live-results-{started:%Y%m%dT%H%M%S}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "command": "python -m benchmarks.live_bench " + " ".join(sys.argv[1:]),
-                "startedAt": started.isoformat(timespec="seconds"),
-                "cores": os.cpu_count(),
-                "loadAverageAtStart": list(load_before),
-                "loadAverageAtEnd": list(os.getloadavg()),
-                "results": [r.as_json() for r in results],
-            },
-            indent=2,
-        )
+    write_results(
+        out, "benchmarks.live_bench", started, load_before, results=[r.as_json() for r in results]
     )
-    print(f"\nresults written to {out}")
     return 0
 
 

@@ -441,21 +441,16 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print(f"\nLiteLLM {version}; load average {load_before} -> {os.getloadavg()}")
     out = args.out or BENCH_DIR / f"peers-results-{started:%Y%m%dT%H%M%S}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "command": "python -m benchmarks.peers_bench " + " ".join(sys.argv[1:]),
-                "startedAt": started.isoformat(timespec="seconds"),
-                "cores": os.cpu_count(),
-                "litellm": version,
-                "loadAverageAtStart": list(load_before),
-                "loadAverageAtEnd": list(os.getloadavg()),
-                "rows": [r.as_json() for r in rows],
-            },
-            indent=2,
-        )
+    from benchmarks.run import write_results
+
+    write_results(
+        out,
+        "benchmarks.peers_bench",
+        started,
+        load_before,
+        litellm=version,
+        rows=[r.as_json() for r in rows],
     )
-    print(f"results written to {out}")
     return 0
 
 

@@ -500,25 +500,14 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     load_before = os.getloadavg()
     results = asyncio.run(measure(options))
-    from benchmarks.run import print_table
+    from benchmarks.run import print_table, write_results
 
     print()
     print_table(results)
     out = args.out or BENCH_DIR / f"proxy-results-{started:%Y%m%dT%H%M%S}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "command": "python -m benchmarks.proxy_bench " + " ".join(sys.argv[1:]),
-                "startedAt": started.isoformat(timespec="seconds"),
-                "cores": os.cpu_count(),
-                "loadAverageAtStart": list(load_before),
-                "loadAverageAtEnd": list(os.getloadavg()),
-                "results": [r.as_json() for r in results],
-            },
-            indent=2,
-        )
+    write_results(
+        out, "benchmarks.proxy_bench", started, load_before, results=[r.as_json() for r in results]
     )
-    print(f"\nresults written to {out}")
     return 0
 
 

@@ -176,6 +176,27 @@ async def machine(postgres_url: str | None) -> dict[str, Any]:
     }
 
 
+def write_results(
+    out: Path,
+    module: str,
+    started: datetime,
+    load_before: tuple[float, float, float],
+    **fields: object,
+) -> None:
+    """A benchmark script's JSON: its command, when, the cores and the load around the run,
+    then what it measured (`fields`)."""
+    report = {
+        "command": f"python -m {module} " + " ".join(sys.argv[1:]),
+        "startedAt": started.isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "loadAverageAtStart": list(load_before),
+        "loadAverageAtEnd": list(os.getloadavg()),
+        **fields,
+    }
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nresults written to {out}")
+
+
 def print_table(results: list[Result]) -> None:
     header = ("target", "engine", "what", "goal", "measured", "verdict")
     rows = [header]

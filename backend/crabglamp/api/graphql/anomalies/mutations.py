@@ -9,6 +9,7 @@ suspending it) happens in the key mutations.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import strawberry
@@ -118,6 +119,25 @@ def _failed(
     return InvalidInputError(message=problem.message, code=problem.code, field="reason")
 
 
+# What an action does to the anomaly it was allowed on: its new self, or why not.
+Change = Callable[[AsyncConnection, Anomaly], Awaitable[Anomaly | state.AnomalyProblem]]
+
+
+async def _act(info: Info, anomaly_id: str, change: Change, event: str) -> object:
+    """The one way each mutation acts: checked, changed in one transaction, and told to the
+    account's webhooks only when something changed (acting twice is idempotent)."""
+    async with write_transaction(info.context.db.engine) as conn:
+        found = await _guard(info, conn, anomaly_id)
+        if not isinstance(found, Anomaly):
+            return found
+        done = await change(conn, found)
+        if isinstance(done, state.AnomalyProblem):
+            return _failed(done, anomaly_id)
+        if done.state != found.state:
+            await announce(conn, [done], event, info.context.now)
+    return AnomalySuccess(anomaly=AnomalyType(anomaly=done))
+
+
 @strawberry.type
 class AnomalyMutations:
     @strawberry.mutation(
@@ -130,16 +150,13 @@ class AnomalyMutations:
         id: Annotated[strawberry.ID, strawberry.argument(description="Anomaly.id.")],
     ) -> AcknowledgeAnomalyResult:
         context = info.context
-        async with write_transaction(context.db.engine) as conn:
-            found = await _guard(info, conn, id)
-            if not isinstance(found, Anomaly):
-                return found
-            done = await state.acknowledge(conn, found, context.caller.user_id, context.now)
-            if isinstance(done, state.AnomalyProblem):
-                return _failed(done, id)  # type: ignore[return-value]
-            if done.state != found.state:
-                await announce(conn, [done], "acknowledged", context.now)
-        return AnomalySuccess(anomaly=AnomalyType(anomaly=done))
+
+        def change(
+            conn: AsyncConnection, found: Anomaly
+        ) -> Awaitable[Anomaly | state.AnomalyProblem]:
+            return state.acknowledge(conn, found, context.caller.user_id, context.now)
+
+        return await _act(info, id, change, "acknowledged")  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Resolve the anomaly without acting on the key (expected spend, say), with "
@@ -152,15 +169,13 @@ class AnomalyMutations:
         reason: Annotated[str, strawberry.argument(description="Why, 1 to 500 characters.")],
     ) -> DismissAnomalyResult:
         context = info.context
-        async with write_transaction(context.db.engine) as conn:
-            found = await _guard(info, conn, id)
-            if not isinstance(found, Anomaly):
-                return found
-            done = await state.dismiss(conn, found, context.caller.user_id, reason, context.now)
-            if isinstance(done, state.AnomalyProblem):
-                return _failed(done, id)  # type: ignore[return-value]
-            await announce(conn, [done], "resolved", context.now)
-        return AnomalySuccess(anomaly=AnomalyType(anomaly=done))
+
+        def change(
+            conn: AsyncConnection, found: Anomaly
+        ) -> Awaitable[Anomaly | state.AnomalyProblem]:
+            return state.dismiss(conn, found, context.caller.user_id, reason, context.now)
+
+        return await _act(info, id, change, "resolved")  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Undo what the key's leak policy did on this anomaly: give the key back the "
@@ -172,13 +187,10 @@ class AnomalyMutations:
         id: Annotated[strawberry.ID, strawberry.argument(description="Anomaly.id.")],
     ) -> RestoreSpendCapResult:
         context = info.context
-        async with write_transaction(context.db.engine) as conn:
-            found = await _guard(info, conn, id)
-            if not isinstance(found, Anomaly):
-                return found
-            done = await state.revert_policy(conn, found, context.caller.user_id, context.now)
-            if isinstance(done, state.AnomalyProblem):
-                return _failed(done, id)  # type: ignore[return-value]
-            if done.state != found.state:
-                await announce(conn, [done], "policy_reverted", context.now)
-        return AnomalySuccess(anomaly=AnomalyType(anomaly=done))
+
+        def change(
+            conn: AsyncConnection, found: Anomaly
+        ) -> Awaitable[Anomaly | state.AnomalyProblem]:
+            return state.revert_policy(conn, found, context.caller.user_id, context.now)
+
+        return await _act(info, id, change, "policy_reverted")  # type: ignore[return-value]
