@@ -535,6 +535,20 @@ class PriceBook:
         price = self.at(None, voice_model, moment)
         return mul_div_half_up(characters, price.micros_per_mchar, MILLION)
 
+    def speech_token_rates(self, voice_model: str, moment: datetime) -> Rates | None:
+        """The list's token prices of a speech model the provider bills by token (OpenAI's
+        gpt-4o-mini-tts), for an answer that reports its tokens; None where the characters are
+        what is billed (tts-1), or where an override prices the model per character."""
+        price = self.at(None, voice_model, moment)
+        if self._list is None or price not in DEFAULT_CATALOG:
+            return None
+        day = as_utc(moment).date()
+        try:
+            rates = self._list.rates(price.provider, price.model, day, None)
+        except PriceNotFound:
+            return None
+        return rates if rates.dearest_output else None
+
 
 def _override_rates(p: UnitPrice) -> Rates:
     def rate(value: int | None) -> int:

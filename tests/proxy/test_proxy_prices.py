@@ -14,7 +14,19 @@ import openai
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from proxy_support import events, make_key, proxy_stack, reservations, spend, wait_until
+from crabglamp.periods import utcnow
+from crabglamp.prices import default_price_book
+from proxy_support import (
+    events,
+    make_key,
+    proxy_stack,
+    reservations,
+    spend,
+    voice_events,
+    wait_until,
+)
+
+PRICES = default_price_book()
 
 CENT = 1_000_000
 
@@ -198,3 +210,56 @@ async def test_an_interrupted_stream_without_usage_is_recorded_as_an_estimate(
     [event] = await events(engine, key.key.id)
     assert event["estimated"] and event["output_tokens"] == 10
     assert event["cost_micros"] > 0
+
+
+SPEECH_TEXT = "Welcome to CrabGlamp, the glamping site for crabs."
+
+
+async def _speak(client: openai.AsyncOpenAI, text: str, **extra: Any) -> bytes:
+    async with client.audio.speech.with_streaming_response.create(
+        model="gpt-4o-mini-tts", voice="coral", input=text, **extra
+    ) as answer:
+        return await answer.read()
+
+
+async def test_speech_streamed_as_events_is_recorded_at_the_tokens_it_reports(
+    engine: AsyncEngine, db_url: str, tmp_path: Path
+) -> None:
+    key = await make_key(engine, cap_micros=100 * CENT)
+    text = SPEECH_TEXT + " [fake:audio_out=700]"
+    async with (
+        proxy_stack(engine, db_url, tmp_path) as stack,
+        _client(stack.base_url, key.secret) as client,
+    ):
+        streamed = await _speak(client, text, stream_format="sse")
+        plain = await _speak(client, SPEECH_TEXT)
+    spoken = sorted(await voice_events(engine, key.key.id), key=lambda v: v["ts"])
+    # The events pass through whole, the last one with the usage OpenAI bills.
+    assert b'"type": "speech.audio.delta"' in streamed and b'"output_tokens": 700' in streamed
+    assert plain.startswith(b"FAKEAUDIO")
+    # gpt-4o-mini-tts by token: ceil(71 / 4) = 18 text tokens x $0.60/M + 700 audio x $12/M.
+    by_tokens = 18 * 60 + 700 * 1200
+    # Raw audio reports nothing: priced by its characters, as before.
+    by_characters = PRICES.voice_cost("gpt-4o-mini-tts", utcnow(), len(SPEECH_TEXT))
+    assert [(v["characters"], v["cost_micros"], v["status"]) for v in spoken] == [
+        (len(text), by_tokens, "ok"),
+        (len(SPEECH_TEXT), by_characters, "ok"),
+    ]
+    month = await spend(engine, key.key.id)
+    assert (month.spent_micros, month.reserved_micros) == (by_tokens + by_characters, 0)
+
+
+async def test_speech_reserves_what_its_audio_tokens_can_cost(
+    engine: AsyncEngine, db_url: str, tmp_path: Path
+) -> None:
+    # 1,000 characters may cost 16,000 audio tokens at $12/M = 19.2 cents, far more than the
+    # 1.2 cents of its characters: a cap of 10 cents refuses it before the provider is called.
+    key = await make_key(engine, cap_micros=10 * CENT)
+    async with (
+        proxy_stack(engine, db_url, tmp_path) as stack,
+        _client(stack.base_url, key.secret) as client,
+    ):
+        with pytest.raises(openai.RateLimitError):
+            await _speak(client, "crab " * 200, stream_format="sse")
+        await _speak(client, SPEECH_TEXT, stream_format="sse")
+    assert len(await voice_events(engine, key.key.id)) == 1

@@ -21,6 +21,11 @@ one token each. Behaviour on demand is asked for inside the request's text:
                              `service_tier`, else "default")
     [fake:no_usage=1]        report no usage at all
 
+Speech asked for with `stream_format: "sse"` answers in OpenAI's event shape
+(`speech.audio.delta` events, then `speech.audio.done` with `input_tokens` of the text and
+`output_tokens` of audio: 2 per character, or `[fake:audio_out=N]`); `cut_after` and
+`no_usage` apply there too.
+
 Usage comes in the shape each provider documents: OpenAI's `usage` (`prompt_tokens_details`,
 `completion_tokens_details`, `service_tier` beside it) for every model but Anthropic's, whose
 answers carry Anthropic's usage object (`input_tokens` without the cached ones,
@@ -137,6 +142,10 @@ async def _misbehave(directives: dict[str, str]) -> Response | None:
     return None
 
 
+def _sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
 def _number(directives: dict[str, str], name: str) -> int:
     return max(0, int(directives.get(name, 0)))
 
@@ -249,7 +258,7 @@ async def chat_completions(request: Request) -> Response:
             payload["service_tier"] = tier
         if include_usage:
             payload["usage"] = None
-        return b"data: " + json.dumps(payload).encode() + b"\n\n"
+        return _sse(payload)
 
     async def events() -> AsyncIterator[bytes]:
         yield chunk({"role": "assistant", "content": ""})
@@ -272,7 +281,7 @@ async def chat_completions(request: Request) -> Response:
             }
             if tier is not None:
                 final["service_tier"] = tier
-            yield b"data: " + json.dumps(final).encode() + b"\n\n"
+            yield _sse(final)
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(
@@ -347,10 +356,44 @@ async def speech(request: Request) -> Response:
     response_format = str(body.get("response_format") or "mp3")
     # Not audio: a recognisable stand-in, 16 bytes per character of input.
     audio = b"FAKEAUDIO" + b"\x00" * (16 * len(text))
+    if body.get("stream_format") == "sse":
+        return _speech_events(body, text, audio, _directives([text]))
     return Response(
         audio,
         media_type=_AUDIO_TYPES.get(response_format, "application/octet-stream"),
         headers={"x-fake-upstream": NAME},
+    )
+
+
+# A speech model's audio tokens per character of input when no directive says otherwise: the
+# fake's stand-in for about 1,250 tokens a minute of speech at 15 characters a second.
+SPEECH_AUDIO_TOKENS_PER_CHARACTER = 2
+
+
+def _speech_events(
+    body: dict[str, Any], text: str, audio: bytes, directives: dict[str, str]
+) -> StreamingResponse:
+    """OpenAI's `stream_format: "sse"` answer: `speech.audio.delta` events carrying base64
+    audio, then `speech.audio.done` with the usage the provider bills (text input tokens,
+    audio output tokens)."""
+    instructions = body.get("instructions")
+    spoken = len(text) + (len(instructions) if isinstance(instructions, str) else 0)
+    prompt = prompt_tokens(spoken)
+    output = int(directives.get("audio_out", SPEECH_AUDIO_TOKENS_PER_CHARACTER * len(text)))
+    cut_after = int(directives["cut_after"]) if "cut_after" in directives else None
+
+    async def events() -> AsyncIterator[bytes]:
+        for n, start in enumerate(range(0, len(audio), 4096)):
+            if cut_after is not None and n >= cut_after:
+                raise ConnectionAbortedError("the fake upstream was asked to cut the stream")
+            piece = base64.b64encode(audio[start : start + 4096]).decode()
+            yield _sse({"type": "speech.audio.delta", "audio": piece})
+        usage = {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output}
+        if "no_usage" not in directives:
+            yield _sse({"type": "speech.audio.done", "usage": usage})
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"x-fake-upstream": NAME}
     )
 
 

@@ -42,7 +42,16 @@ def estimate(exchange: Exchange, prices: PriceBook, default_max_output_tokens: i
                 raise bad("input must be a non-empty string.", param="input")
             if prices.at(exchange.provider, exchange.model, now).kind != "voice":
                 raise bad(f"`{exchange.model}` is not a voice model.", param="model")
-            return prices.voice_cost(exchange.model, now, len(text))
+            by_characters = prices.voice_cost(exchange.model, now, len(text))
+            rates = prices.speech_token_rates(exchange.model, now)
+            if rates is None:
+                return by_characters
+            # Billed by token when the answer reports them: the text's tokens are bounded by the
+            # body, the audio's by its length (SPEECH_AUDIO_TOKENS_PER_CHARACTER).
+            audio = SPEECH_AUDIO_TOKENS_PER_CHARACTER * len(text)
+            by_tokens = max_input_tokens(len(exchange.body)) * rates.dearest_input
+            by_tokens += audio * rates.dearest_output
+            return max(by_characters, mul_div_half_up(by_tokens, 1, MILLION))
         tier = requested_tier(exchange, prices)
         if exchange.route == "embeddings":
             if "input" not in payload:
@@ -73,6 +82,12 @@ def estimate(exchange: Exchange, prices: PriceBook, default_max_output_tokens: i
 # values to mean "no limit" (and meet the cap, a 429). A billion keeps the estimate (tokens x n x
 # the dearest price per token) far inside the 64-bit micro-cents of a reservation.
 MAX_OUTPUT_TOKENS = 1_000_000_000
+
+
+# A speech model billed by token (gpt-4o-mini-tts) writes about 1,250 audio tokens a minute,
+# some 1.4 per character at a normal pace and under 6 at the slowest `speed` (0.25); 16 leaves
+# room for instructions that slow it further, and keeps the reservation an upper bound.
+SPEECH_AUDIO_TOKENS_PER_CHARACTER = 16
 
 
 def requested_tier(exchange: Exchange, prices: PriceBook) -> str | None:

@@ -4,7 +4,8 @@ chunk) in each provider's documented shape, as token counts by category and a se
 - OpenAI (and the OpenAI-compatible endpoints): `usage.prompt_tokens` and `completion_tokens`
   are totals; `prompt_tokens_details.cached_tokens` / `audio_tokens` and
   `completion_tokens_details.reasoning_tokens` / `audio_tokens` are parts of them;
-  `service_tier` sits beside `usage` (default, flex, priority).
+  `service_tier` sits beside `usage` (default, flex, priority). Speech streamed as events
+  (`stream_format: "sse"`) reports `input_tokens` / `output_tokens` in `speech.audio.done`.
 - Anthropic: `usage.input_tokens` counts only the uncached input; `cache_read_input_tokens` and
   `cache_creation_input_tokens` come on top (the total input is their sum), the latter split by
   time-to-live in `cache_creation.ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens`
@@ -64,12 +65,22 @@ def _openai(usage: dict[str, Any]) -> TokenCounts | None:
         return None
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
+    completion = _count(usage, "completion_tokens")
+    reasoning = _count(completion_details, "reasoning_tokens")
+    # OpenAI counts reasoning inside `completion_tokens`; some OpenAI-compatible endpoints
+    # (Gemini's, for thinking models) leave the thoughts out of it while billing them as output
+    # and counting them in `total_tokens`. The larger reading is the one the provider bills.
+    total = _count(usage, "total_tokens")
+    if total > prompt + completion:
+        completion = total - prompt
+    elif reasoning > completion:
+        completion += reasoning
     return TokenCounts(
         input_tokens=prompt,
-        output_tokens=_count(usage, "completion_tokens"),
+        output_tokens=completion,
         cached_input_tokens=_count(prompt_details, "cached_tokens"),
         audio_input_tokens=_count(prompt_details, "audio_tokens"),
-        reasoning_tokens=_count(completion_details, "reasoning_tokens"),
+        reasoning_tokens=reasoning,
         audio_output_tokens=_count(completion_details, "audio_tokens"),
     )
 
@@ -107,6 +118,19 @@ def _google(metadata: dict[str, Any]) -> TokenCounts | None:
         cached_input_tokens=_count(metadata, "cachedContentTokenCount"),
         reasoning_tokens=thoughts,
     )
+
+
+def speech_usage(event: Any) -> TokenCounts | None:
+    """The usage of OpenAI's `speech.audio.done` event (speech asked for with `stream_format:
+    "sse"`): text input tokens, and output tokens that are all audio. None for any other event."""
+    if not isinstance(event, dict) or event.get("type") != "speech.audio.done":
+        return None
+    usage = event.get("usage")
+    prompt = usage.get("input_tokens") if isinstance(usage, dict) else None
+    if isinstance(prompt, bool) or not isinstance(prompt, int) or prompt < 0:
+        return None
+    audio = _count(usage, "output_tokens")
+    return TokenCounts(input_tokens=prompt, output_tokens=audio, audio_output_tokens=audio)
 
 
 def _clamped(t: TokenCounts) -> TokenCounts:

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from crabglamp.ingest.pricing import catalog_cost
-from crabglamp.prices import TokenCounts
+from crabglamp.prices import TokenCounts, token_cost
 from crabglamp.proxy._asgi import ClientGone, Send, race, within
 from crabglamp.proxy.exchange import Exchange
 from crabglamp.proxy.forward import open_upstream, upstream_request
 from crabglamp.proxy.recording import record_event, record_llm, voice_record
 from crabglamp.proxy.refusals import sse_error
-from crabglamp.proxy.reported import Reported, reported_usage
+from crabglamp.proxy.reported import Reported, reported_usage, speech_usage
 
 if TYPE_CHECKING:
     from crabglamp.proxy.runtime import Proxy
@@ -133,7 +133,8 @@ async def stream(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Tas
 
 
 async def speech(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Task[None]) -> int:
-    """Audio, passed on as it arrives but for its last piece, sent once the cost is recorded."""
+    """Audio, passed on as it arrives but for its last piece, sent once the cost is recorded.
+    Audio streamed as events (`stream_format: "sse"`) is read on the way for its usage."""
     request = upstream_request(proxy, exchange, exchange.body)
     response = await open_upstream(proxy, exchange, request, gone)
     headers = [(b"x-crabglamp-request-id", exchange.request_id.encode())]
@@ -142,10 +143,16 @@ async def speech(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Tas
         headers.append((b"content-type", content_type.encode("latin-1")))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     last: list[bytes] = [b""]
+    splitter = _SseSplitter() if (content_type or "").startswith("text/event-stream") else None
+    reported: list[TokenCounts] = []
 
     async def pump() -> None:
         # One piece behind: the last bytes go out only once the event is committed.
         async for piece in response.aiter_raw():
+            if splitter is not None:
+                for event in splitter.feed(piece):
+                    if b"speech.audio.done" in event:
+                        reported.extend(_speech_usage(event))
             if last[0]:
                 await send({"type": "http.response.body", "body": last[0], "more_body": True})
             last[0] = piece
@@ -154,10 +161,17 @@ async def speech(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Tas
     outcome = await until_done(
         proxy, exchange, pump, gone, response, timeout_outcome="upstream_error"
     )
-    # The provider bills speech by the characters it was given, once it has answered.
     text = exchange.payload["input"]
     record = voice_record(exchange, len(text), "ok" if outcome == "ok" else "error")
-    cost = catalog_cost(proxy.prices, record)
+    rates = proxy.prices.speech_token_rates(exchange.model, exchange.now) if reported else None
+    if rates is not None:
+        # Billed by the tokens the provider reports (text in, audio out).
+        cost = token_cost(rates, reported[-1])
+        exchange.log["input_tokens"] = reported[-1].input_tokens
+        exchange.log["output_tokens"] = reported[-1].output_tokens
+    else:
+        # Billed by the characters it was given, once it has answered.
+        cost = catalog_cost(proxy.prices, record)
     await record_event(proxy, exchange, replace(record, cost_micros=cost), cost)
     exchange.log["characters"] = len(text)
     if outcome == "client_disconnected":
@@ -165,6 +179,14 @@ async def speech(proxy: Proxy, exchange: Exchange, send: Send, gone: asyncio.Tas
         return 499
     await send({"type": "http.response.body", "body": last[0], "more_body": False})
     return 200
+
+
+def _speech_usage(event: bytes) -> list[TokenCounts]:
+    try:
+        usage = speech_usage(json.loads(_event_data(event)))
+    except ValueError:
+        return []
+    return [usage] if usage is not None else []
 
 
 @dataclass(slots=True)
