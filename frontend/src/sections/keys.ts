@@ -64,6 +64,10 @@ export const LEAK_POLICY_LABELS: Record<LeakPolicy, string> = {
 };
 
 export class KeysSection extends LoadedSection<KeysData> {
+  /** The last save's outcome per key: a save reloads the dashboard, which redraws every card, and
+   * the outcome has to outlive that redraw or the user never sees "Saved". */
+  private readonly policyStatus = new Map<string, string>();
+
   constructor(private readonly actions: KeyActions) {
     super(
       section(
@@ -242,20 +246,24 @@ export class KeysSection extends LoadedSection<KeysData> {
         h("option", { value: policy, selected: policy === key.leakPolicy }, LEAK_POLICY_LABELS[policy]),
       ),
     );
-    const status = h("span", { className: "hint leak-policy-status", role: "status" });
+    const status = h("span", { className: "hint leak-policy-status", role: "status" }, this.policyStatus.get(key.id) ?? "");
+    const tell = (message: string) => {
+      this.policyStatus.set(key.id, message);
+      status.textContent = message;
+    };
     select.addEventListener("change", () => {
       const chosen = select.value as LeakPolicy;
       select.disabled = true;
-      status.textContent = "Saving…";
+      tell("Saving…");
       this.actions.setLeakPolicy(key, chosen).then(
         () => {
           select.disabled = false;
-          status.textContent = "Saved";
+          tell("Saved");
         },
         (error: unknown) => {
           select.disabled = false;
           select.value = key.leakPolicy;
-          status.textContent = error instanceof Error ? error.message : "Not saved";
+          tell(error instanceof Error ? error.message : "Not saved");
         },
       );
     });
