@@ -84,6 +84,8 @@ def utcnow() -> datetime:
 
 def as_utc(moment: datetime) -> datetime:
     """Naive datetimes from SQLite are UTC by construction; give them their zone back."""
+    if moment.tzinfo is UTC:
+        return moment  # the usual case, several times per ingested event: no conversion
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

@@ -79,6 +79,28 @@ async def test_bulk_insert_stores_what_core_stores(engine: AsyncEngine) -> None:
         assert got | {"ts": got["ts"].replace(tzinfo=UTC)} == row
 
 
+async def test_bulk_insert_leaves_out_only_columns_holding_their_default_in_every_row(
+    engine: AsyncEngine,
+) -> None:
+    defaults = {"cached_input_tokens": 0, "service_tier": None, "estimated": False}
+    plain = {"cached_input_tokens": 0, "service_tier": None, "estimated": False}
+    # The first batch holds every default: the database fills the columns in. The second mixes
+    # one event that differs in each with plain ones: nothing of the differing event is lost.
+    first = [_event(f"plain-{i}", **plain) for i in range(3)]
+    second = [
+        _event("mixed-0", **plain),
+        _event("mixed-1", cached_input_tokens=7, service_tier="flex", estimated=True),
+    ]
+    async with write_transaction(engine) as conn:
+        await insert_rows(conn, _events, first, defaults)
+        await insert_rows(conn, _events, second, defaults)
+    async with read_transaction(engine) as conn:
+        stored = {r["id"]: dict(r) for r in (await conn.execute(select(_events))).mappings()}
+    for row in [*first, *second]:
+        got = stored[row["id"]]
+        assert got | {"ts": got["ts"].replace(tzinfo=UTC)} == row
+
+
 async def test_bulk_insert_quotes_reserved_column_names_and_keeps_nulls(
     engine: AsyncEngine,
 ) -> None:

