@@ -115,7 +115,11 @@ query P1AccountMonth($filter: UsageFilter!) {
 """
 _COMPUTE_AGENT = "agentId agentName runningCents pausedCents runningHours pausedHours totalCents"
 _PLAIN_VM = "plainVmId plainVmName costCents hours"
-_LLM_MODEL = "model provider totalCents requestCount inputTokens outputTokens"
+_LLM_MODEL = (
+    "model provider totalCents requestCount inputTokens outputTokens cachedInputTokens "
+    "cacheWrite5mTokens cacheWrite1hTokens reasoningTokens audioInputTokens audioOutputTokens "
+    "cacheSavedCents"
+)
 _VOICE_MODEL = "voiceModel totalCents characters"
 # Every field of GET /api/usage (CONTRACTS.md §2.2): both APIs carry the very same numbers and bytes.
 REST_FIELDS_DOCUMENT: Final = f"""

@@ -23,6 +23,7 @@ from crabglamp.api.graphql.alerts.mutations import AlertMutations
 from crabglamp.api.graphql.alerts.queries import AlertQueries
 from crabglamp.api.graphql.anomalies.mutations import AnomalyMutations
 from crabglamp.api.graphql.anomalies.queries import AnomalyQueries
+from crabglamp.api.graphql.execution import PlainRowsExecutor
 from crabglamp.api.graphql.extensions.limits import limit_extensions
 from crabglamp.api.graphql.invoice.queries import InvoiceQueries
 from crabglamp.api.graphql.live.subscriptions import LiveSubscriptions
@@ -102,6 +103,9 @@ def build_schema(production: bool = False) -> Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
+        # Lists of plain rows answered directly (execution.py); none of these extensions
+        # hooks `resolve`, which would turn that off.
+        execution_context_class=PlainRowsExecutor,
         # Operation batching stays off (the default): one operation per request.
         config=StrawberryConfig(scalar_map=SCALARS),
     )
