@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
-from crabglamp.ingest.ingestor import Ingestor
+from crabglamp.ingest.ingestor import PAUSE_COLLECTOR_FROM, Ingestor
 from crabglamp.ingest.records import ComputeRecord, IngestError, LlmRecord, Record, VoiceRecord
 from crabglamp.models import NONE_ID, Account, Agent, PlainVm, Price, VirtualKey
 from crabglamp.periods import as_utc, parse_month
@@ -226,6 +227,23 @@ async def test_token_categories_add_up_across_batches_with_and_without_them(
         "plain-3": (0, None, False),
         "cached": (1000, "flex", True),
     }
+
+
+async def test_the_garbage_collector_is_on_again_after_every_large_batch(
+    engine: AsyncEngine, tenant: Tenant
+) -> None:
+    # A large batch pauses the collector; it must come back after success and after a refusal,
+    # or a server that imports would grow without bound.
+    ingestor = Ingestor(engine)
+    size = PAUSE_COLLECTOR_FROM
+    moment = at("2026-11-03T09:00:00")
+    good = [llm(tenant, f"gc-{i}", moment) for i in range(size)]
+    assert (await ingestor.record(good)).inserted == size
+    assert gc.isenabled()
+    bad = [*good[:-1], llm(tenant, "gc-bad", moment, input_tokens=-1)]
+    with pytest.raises(IngestError):
+        await ingestor.record(bad)
+    assert gc.isenabled()
 
 
 async def test_a_resent_batch_changes_nothing(engine: AsyncEngine, tenant: Tenant) -> None:

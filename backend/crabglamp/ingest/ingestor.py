@@ -55,22 +55,25 @@ _LLM_EVENT_DEFAULTS: Final[dict[str, Any]] = {
     "estimated": False,
 }
 
+# Batches from this size on pause the garbage collector (below).
+PAUSE_COLLECTOR_FROM: Final = 1_000
 _paused = 0
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Keep the cyclic garbage collector out of a batch.
+def _collector_paused(size: int) -> Iterator[None]:
+    """Keep the cyclic garbage collector out of a large batch.
 
     A batch allocates tens of thousands of rows, tuples and sums that all live until it ends;
     the collector would walk them again and again to free nothing (none of them forms a cycle):
     15-20 % of a 20,000-event batch's time, measured. Batches are bounded, and what they leave
-    is collected after them as usual.
-    Nested and concurrent batches share one pause; the last to leave ends it.
+    is collected after them as usual. Small batches (the proxy's, one event or a few) gain
+    nothing and do not pause: a stream of overlapping small writes must never keep the
+    collector off. Nested and concurrent large batches share one pause; the last to leave ends it.
     """
     global _paused
-    if _paused == 0 and not gc.isenabled():
-        yield  # someone else turned it off: theirs to turn back on
+    if size < PAUSE_COLLECTOR_FROM or (_paused == 0 and not gc.isenabled()):
+        yield  # small, or someone else turned it off: theirs to turn back on
         return
     _paused += 1
     gc.disable()
@@ -113,7 +116,7 @@ class Ingestor:
         self, conn: AsyncConnection, records: Sequence[Record], now: datetime | None = None
     ) -> IngestResult:
         """Record within the caller's transaction; raises IngestError before writing anything."""
-        with _collector_paused():
+        with _collector_paused(len(records)):
             return await self._record_in(conn, records, now)
 
     async def _record_in(
