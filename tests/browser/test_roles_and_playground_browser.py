@@ -58,6 +58,8 @@ def test_the_playground_works_with_every_request_off_the_machine_blocked(
     page.get_by_role("button", name="Show Documentation Explorer").click()
     expect(page.get_by_text("Root Types")).to_be_visible()
     assert any("IntrospectionQuery" in body for body in sent)
+    # The editors load after the tabs: running before the query is in its editor sends nothing.
+    expect(page.locator(".graphiql-query-editor")).to_contain_text("RestUsage")
     with page.expect_response(
         lambda r: r.url.endswith("/graphql") and "RestUsage" in (r.request.post_data or "")
     ) as ran:
