@@ -105,10 +105,12 @@ async def _write(
     await conn.exec_driver_sql(sql, _columns_of(values, len(columns)))
 
 
-def _carried(
+def carried_columns(
     columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any]
 ) -> tuple[str, ...]:
-    """The columns to send: all but those whose every value is the table's default for them."""
+    """The columns to send: all but those whose every value is the table's default for them.
+
+    Ingest also asks it which token-category sums a batch adds to (`ingest/_rollups.py`)."""
     return tuple(
         name
         for name in columns
@@ -134,7 +136,7 @@ async def insert_rows(
         return
     columns = tuple(rows[0])
     if defaults:
-        columns = _carried(columns, rows, defaults)
+        columns = carried_columns(columns, rows, defaults)
     get = itemgetter(*columns)
     tuples = [get(row) for row in rows] if len(columns) > 1 else [(get(row),) for row in rows]
     if _native(conn.dialect) == "postgresql":

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crabglamp.db.bulk import add_to_sums
+from crabglamp.db.bulk import add_to_sums, carried_columns
 from crabglamp.db.tables import table_of
 from crabglamp.intervals import compute_cost_pieces
 from crabglamp.models import (
@@ -25,7 +25,7 @@ from crabglamp.models import (
     VoiceDaily,
 )
 
-# The sums llm_daily and llm_daily_model keep, in this order.
+# The sums llm_daily and llm_daily_model keep.
 LLM_SUMS: tuple[str, ...] = (
     "cost_micros",
     "request_count",
@@ -44,6 +44,7 @@ LLM_SUMS: tuple[str, ...] = (
 # The token categories (and what caching saved): zero for most events, and columns that
 # default to 0, so a batch in which no event carries one neither sums nor upserts it.
 LLM_CATEGORY_SUMS: tuple[str, ...] = LLM_SUMS[4:]
+_CATEGORY_DEFAULTS: dict[str, int] = dict.fromkeys(LLM_CATEGORY_SUMS, 0)
 
 
 async def _upsert(
@@ -61,7 +62,7 @@ async def _upsert(
 def _llm_sum_columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
     """The sums this batch adds to: cost, tokens, the categories some row carries, and count
     (last: it is 1 per row, not read from the row)."""
-    carried = tuple(c for c in LLM_CATEGORY_SUMS if any(map(itemgetter(c), rows)))
+    carried = carried_columns(LLM_CATEGORY_SUMS, rows, _CATEGORY_DEFAULTS)
     return ("cost_micros", "input_tokens", "output_tokens", *carried, "request_count")
 
 
