@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.tables import table_of
 from crabglamp.intervals import compute_cost_pieces
-from crabglamp.models import NONE_ID, Agent, ComputeDaily, ComputeInterval, PlainVm
+from crabglamp.models import Agent, ComputeDaily, ComputeInterval, PlainVm
 from crabglamp.periods import as_utc, utcnow
-from crabglamp.usage._axis import agent_of, names_of, scope, sorted_by_cost
+from crabglamp.usage._axis import Ids, names_of, raw_id, scope, sorted_by_cost
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.results import ComputeAgentUsage, ComputeDay, ComputeUsage, PlainVmUsage
 
@@ -27,8 +27,8 @@ async def compute_usage(
     daily_table, intervals = table_of(ComputeDaily), table_of(ComputeInterval)
     rolled_up = select(
         daily_table.c.day,
-        daily_table.c.agent_id,
-        daily_table.c.plain_vm_id,
+        raw_id(daily_table.c.agent_id),
+        raw_id(daily_table.c.plain_vm_id),
         daily_table.c.state,
         daily_table.c.cost_micros,
         daily_table.c.duration_us,
@@ -48,8 +48,8 @@ async def compute_usage(
         still_open.append(intervals.c.agent_id == query.agent_id)
     accruing = select(
         cast(null(), Date),
-        intervals.c.agent_id,
-        intervals.c.plain_vm_id,
+        raw_id(intervals.c.agent_id),
+        raw_id(intervals.c.plain_vm_id),
         intervals.c.state,
         literal_column("0", BigInteger),
         literal_column("0", BigInteger),
@@ -57,44 +57,62 @@ async def compute_usage(
         intervals.c.cents_per_hour_micros,
     ).where(*still_open)
 
+    # Summed per day only; the period's totals are the days' entries added up afterwards, so
+    # each of the month's rows touches one entry, not two.
     days: dict[
         date, tuple[dict[uuid.UUID | None, ComputeAgentUsage], dict[uuid.UUID, PlainVmUsage]]
     ]
     days = {d: ({}, {}) for d in query.period.days}
-    agents: dict[uuid.UUID | None, ComputeAgentUsage] = {}
-    vms: dict[uuid.UUID, PlainVmUsage] = {}
-    for day, agent_id, plain_vm_id, state, cost, duration, start, rate in await conn.execute(
+    ids = Ids()
+    for day, raw_agent, raw_vm, state, cost, duration, start, rate in await conn.execute(
         union_all(rolled_up, accruing)
     ):
         if day is not None:
-            pieces = [(day, cost, duration)]
+            pieces: list[tuple[date, int, int]] = [(day, cost, duration)]
         else:
             pieces = [
                 piece
                 for piece in compute_cost_pieces(as_utc(start), now, rate)
                 if query.period.start <= piece[0] <= query.period.end
             ]
+        plain_vm_id = ids(raw_vm)
+        agent = ids(raw_agent)
         for piece_day, piece_cost, piece_us in pieces:
             day_agents, day_vms = days[piece_day]
-            if plain_vm_id is not None and plain_vm_id != NONE_ID:
-                for vm_bucket in (day_vms, vms):
-                    vm = vm_bucket.get(plain_vm_id)
-                    if vm is None:
-                        vm = vm_bucket[plain_vm_id] = PlainVmUsage(plain_vm_id, None)
-                    vm.cost_micros += piece_cost
-                    vm.duration_us += piece_us
+            if plain_vm_id is not None:
+                vm = day_vms.get(plain_vm_id)
+                if vm is None:
+                    vm = day_vms[plain_vm_id] = PlainVmUsage(plain_vm_id, None)
+                vm.cost_micros += piece_cost
+                vm.duration_us += piece_us
                 continue
-            agent = agent_of(agent_id)
-            for agent_bucket in (day_agents, agents):
-                entry = agent_bucket.get(agent)
-                if entry is None:
-                    entry = agent_bucket[agent] = ComputeAgentUsage(agent, None)
-                if state == "paused":
-                    entry.paused_micros += piece_cost
-                    entry.paused_us += piece_us
-                else:
-                    entry.running_micros += piece_cost
-                    entry.running_us += piece_us
+            entry = day_agents.get(agent)
+            if entry is None:
+                entry = day_agents[agent] = ComputeAgentUsage(agent, None)
+            if state == "paused":
+                entry.paused_micros += piece_cost
+                entry.paused_us += piece_us
+            else:
+                entry.running_micros += piece_cost
+                entry.running_us += piece_us
+
+    agents: dict[uuid.UUID | None, ComputeAgentUsage] = {}
+    vms: dict[uuid.UUID, PlainVmUsage] = {}
+    for day_agents, day_vms in days.values():
+        for agent, entry in day_agents.items():
+            whole = agents.get(agent)
+            if whole is None:
+                whole = agents[agent] = ComputeAgentUsage(agent, None)
+            whole.running_micros += entry.running_micros
+            whole.paused_micros += entry.paused_micros
+            whole.running_us += entry.running_us
+            whole.paused_us += entry.paused_us
+        for vm_id, vm in day_vms.items():
+            whole_vm = vms.get(vm_id)
+            if whole_vm is None:
+                whole_vm = vms[vm_id] = PlainVmUsage(vm_id, None)
+            whole_vm.cost_micros += vm.cost_micros
+            whole_vm.duration_us += vm.duration_us
 
     agent_names = await names_of(conn, Agent, agents)
     vm_names = await names_of(conn, PlainVm, vms)

@@ -13,7 +13,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from crabglamp.db.chunks import chunks
 from crabglamp.db.tables import table_of
 from crabglamp.models import Agent, LlmDaily, LlmDailyAgent, LlmDailyKey, LlmDailyModel, VirtualKey
-from crabglamp.usage._axis import agent_of, in_period, names_of, scope, sorted_by_cost
+from crabglamp.usage._axis import Ids, in_period, names_of, raw_id, scope, sorted_by_cost
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.results import (
     LLM_MODEL_SUMS,
@@ -89,15 +89,16 @@ async def _llm_from_coarse_rollups(conn: AsyncConnection, query: UsageQuery) -> 
     agents: dict[uuid.UUID | None, LlmAgentUsage] = {}
     agent_rows = await conn.execute(
         select(
-            by_agent.c.agent_id,
+            raw_id(by_agent.c.agent_id),
             func.sum(by_agent.c.cost_micros),
             func.sum(by_agent.c.request_count),
         )
         .where(*in_period(by_agent, query))
         .group_by(by_agent.c.agent_id)
     )
-    for agent_id, cost, count in agent_rows:
-        agent = agent_of(agent_id)
+    ids = Ids()
+    for raw_agent, cost, count in agent_rows:
+        agent = ids(raw_agent)
         agents[agent] = LlmAgentUsage(agent, None, int(cost), int(count))
     key_rows = await conn.execute(
         select(
@@ -125,7 +126,7 @@ async def _llm_from_daily(conn: AsyncConnection, query: UsageQuery) -> _LlmSums:
         select(
             table.c.day,
             table.c.key_id,
-            table.c.agent_id,
+            raw_id(table.c.agent_id),
             table.c.provider,
             table.c.model,
             *(table.c[name] for name in LLM_MODEL_SUMS),
@@ -135,14 +136,15 @@ async def _llm_from_daily(conn: AsyncConnection, query: UsageQuery) -> _LlmSums:
     models: dict[tuple[str, str], LlmModelUsage] = {}
     agents: dict[uuid.UUID | None, LlmAgentUsage] = {}
     per_key: dict[uuid.UUID, list[int]] = {}
-    for day, key_id, agent_id, provider, model, *sums in rows:
+    ids = Ids()
+    for day, key_id, raw_agent, provider, model, *sums in rows:
         cost, count = sums[0], sums[1]
         for bucket in (days[day], models):
             entry = bucket.get((provider, model))
             if entry is None:
                 entry = bucket[(provider, model)] = LlmModelUsage(model, provider)
             entry.add(sums)
-        agent = agent_of(agent_id)
+        agent = ids(raw_agent)
         agent_entry = agents.get(agent)
         if agent_entry is None:
             agent_entry = agents[agent] = LlmAgentUsage(agent, None)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.tables import table_of
 from crabglamp.models import Agent, VoiceDaily
-from crabglamp.usage._axis import agent_of, names_of, scope, sorted_by_cost
+from crabglamp.usage._axis import Ids, names_of, raw_id, scope, sorted_by_cost
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.results import VoiceAgentUsage, VoiceDay, VoiceModelUsage, VoiceUsage
 
@@ -42,11 +42,12 @@ async def voice_usage(conn: AsyncConnection, query: UsageQuery) -> VoiceUsage:
         entry.characters += int(day_characters)
         entry.request_count += int(count)
     by_agent = await conn.execute(
-        select(table.c.agent_id, cost, characters).where(where).group_by(table.c.agent_id)
+        select(raw_id(table.c.agent_id), cost, characters).where(where).group_by(table.c.agent_id)
     )
     agents: dict[uuid.UUID | None, VoiceAgentUsage] = {}
-    for agent_id, agent_cost, agent_characters in by_agent:
-        agent = agent_of(agent_id)
+    ids = Ids()
+    for raw_agent, agent_cost, agent_characters in by_agent:
+        agent = ids(raw_agent)
         agents[agent] = VoiceAgentUsage(agent, None, int(agent_cost), int(agent_characters))
     names = await names_of(conn, Agent, agents)
     for agent_entry in agents.values():
