@@ -25,7 +25,22 @@ def _differences(connection: Connection) -> list[Any]:
             "render_as_batch": connection.dialect.name == "sqlite",
         },
     )
-    return list(compare_metadata(context, SQLModel.metadata))
+    return list(compare_metadata(context, SQLModel.metadata)) + _rowid_differences(connection)
+
+
+def _rowid_differences(connection: Connection) -> list[Any]:
+    """Tables whose SQLite rowid option differs from the model's (the comparison above does not
+    look at table options; the rollups usage() sums are WITHOUT ROWID there)."""
+    if connection.dialect.name != "sqlite":
+        return []
+    inspector = inspect(connection)
+    differences = []
+    for name, table in SQLModel.metadata.tables.items():
+        wanted = table.dialect_options["sqlite"]["with_rowid"]
+        found = inspector.get_table_options(name).get("sqlite_with_rowid", True)
+        if wanted != found:
+            differences.append(("with_rowid", name, wanted, found))
+    return differences
 
 
 def _tables(connection: Connection) -> set[str]:
