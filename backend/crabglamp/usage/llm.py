@@ -6,14 +6,14 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from crabglamp.db.chunks import chunks
 from crabglamp.db.tables import table_of
 from crabglamp.models import Agent, LlmDaily, LlmDailyAgent, LlmDailyKey, LlmDailyModel, VirtualKey
-from crabglamp.usage._axis import Ids, in_period, names_of, raw_id, scope, sorted_by_cost
+from crabglamp.usage._axis import Ids, in_period, names_of, raw_id, scope, sorted_by_cost, total
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.results import (
     LLM_MODEL_SUMS,
@@ -72,14 +72,12 @@ async def _llm_from_coarse_rollups(conn: AsyncConnection, query: UsageQuery) -> 
             by_model.c.day,
             by_model.c.provider,
             by_model.c.model,
-            *(func.sum(by_model.c[name]) for name in LLM_MODEL_SUMS),
+            *(total(by_model.c[name]) for name in LLM_MODEL_SUMS),
         )
         .where(*in_period(by_model, query))
         .group_by(by_model.c.day, by_model.c.provider, by_model.c.model)
     )
-    for day, provider, model, *values in model_rows:
-        # PostgreSQL's SUM of a BIGINT is a NUMERIC (a Decimal here); int() keeps it exact.
-        sums = [int(v) for v in values]
+    for day, provider, model, *sums in model_rows:
         day_entry = days[day][(provider, model)] = LlmModelUsage(model, provider)
         day_entry.add(sums)
         entry = models.get((provider, model))
@@ -90,8 +88,8 @@ async def _llm_from_coarse_rollups(conn: AsyncConnection, query: UsageQuery) -> 
     agent_rows = await conn.execute(
         select(
             raw_id(by_agent.c.agent_id),
-            func.sum(by_agent.c.cost_micros),
-            func.sum(by_agent.c.request_count),
+            total(by_agent.c.cost_micros),
+            total(by_agent.c.request_count),
         )
         .where(*in_period(by_agent, query))
         .group_by(by_agent.c.agent_id)
@@ -99,17 +97,17 @@ async def _llm_from_coarse_rollups(conn: AsyncConnection, query: UsageQuery) -> 
     ids = Ids()
     for raw_agent, cost, count in agent_rows:
         agent = ids(raw_agent)
-        agents[agent] = LlmAgentUsage(agent, None, int(cost), int(count))
+        agents[agent] = LlmAgentUsage(agent, None, cost, count)
     key_rows = await conn.execute(
         select(
             by_key.c.key_id,
-            func.sum(by_key.c.cost_micros),
-            func.sum(by_key.c.request_count),
+            total(by_key.c.cost_micros),
+            total(by_key.c.request_count),
         )
         .where(*in_period(by_key, query))
         .group_by(by_key.c.key_id)
     )
-    per_key = {key_id: [int(cost), int(count)] for key_id, cost, count in key_rows}
+    per_key = {key_id: [cost, count] for key_id, cost, count in key_rows}
     return days, models, agents, per_key
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.tables import table_of
 from crabglamp.models import Agent, VoiceDaily
-from crabglamp.usage._axis import Ids, names_of, raw_id, scope, sorted_by_cost
+from crabglamp.usage._axis import Ids, names_of, raw_id, scope, sorted_by_cost, total
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.results import VoiceAgentUsage, VoiceDay, VoiceModelUsage, VoiceUsage
 
@@ -23,24 +23,22 @@ async def voice_usage(conn: AsyncConnection, query: UsageQuery) -> VoiceUsage:
     where = and_(*conditions)
     # The database sums (rollup rows are per agent, day and model; the breakdowns need far
     # fewer), which beats building and adding thousands of rows in Python.
-    cost, characters = func.sum(table.c.cost_micros), func.sum(table.c.characters)
+    cost, characters = total(table.c.cost_micros), total(table.c.characters)
     by_day_model = await conn.execute(
-        select(table.c.day, table.c.voice_model, cost, characters, func.sum(table.c.request_count))
+        select(table.c.day, table.c.voice_model, cost, characters, total(table.c.request_count))
         .where(where)
         .group_by(table.c.day, table.c.voice_model)
     )
     days: dict[date, dict[str, VoiceModelUsage]] = {d: {} for d in query.period.days}
     models: dict[str, VoiceModelUsage] = {}
     for day, voice_model, day_cost, day_characters, count in by_day_model:
-        days[day][voice_model] = VoiceModelUsage(
-            voice_model, int(day_cost), int(day_characters), int(count)
-        )
+        days[day][voice_model] = VoiceModelUsage(voice_model, day_cost, day_characters, count)
         entry = models.get(voice_model)
         if entry is None:
             entry = models[voice_model] = VoiceModelUsage(voice_model)
-        entry.total_micros += int(day_cost)
-        entry.characters += int(day_characters)
-        entry.request_count += int(count)
+        entry.total_micros += day_cost
+        entry.characters += day_characters
+        entry.request_count += count
     by_agent = await conn.execute(
         select(raw_id(table.c.agent_id), cost, characters).where(where).group_by(table.c.agent_id)
     )
@@ -48,7 +46,7 @@ async def voice_usage(conn: AsyncConnection, query: UsageQuery) -> VoiceUsage:
     ids = Ids()
     for raw_agent, agent_cost, agent_characters in by_agent:
         agent = ids(raw_agent)
-        agents[agent] = VoiceAgentUsage(agent, None, int(agent_cost), int(agent_characters))
+        agents[agent] = VoiceAgentUsage(agent, None, agent_cost, agent_characters)
     names = await names_of(conn, Agent, agents)
     for agent_entry in agents.values():
         agent_entry.agent_name = names.get(agent_entry.agent_id) if agent_entry.agent_id else None
