@@ -258,12 +258,20 @@ def test_a_suspend_leak_policy_suspends_the_key_within_seconds_and_is_undone(
         timeout=60,
     )
     assert response.status_code == 200, response.text
-    # The server's watcher detects the spike and applies the policy within seconds.
+    # The server's watcher detects the spike and applies the policy within seconds. A reload
+    # reads the key cards and the anomalies apart: when the policy lands between the two reads
+    # (and before the page's live subscription is open), only the next reload shows both, so
+    # the loop waits for both.
     item = page.locator(f'.anomaly[data-kind="SPIKE_ON_QUIET_KEY"][data-anomaly-id*="{key_id}"]')
     for _ in range(30):
         page.reload()
         page.wait_for_selector("#anomalies[data-state=ready]")
-        if item.count() and item.locator(".anomaly-policy[data-policy-action]").count():
+        page.wait_for_selector("#keys[data-state=ready]")
+        if (
+            item.count()
+            and item.locator(".anomaly-policy[data-policy-action]").count()
+            and card.locator(".key-status-suspended").count()
+        ):
             break
         page.wait_for_timeout(1000)
     expect(item.locator(".anomaly-policy")).to_have_attribute("data-policy-action", "SUSPENDED")
