@@ -2,6 +2,8 @@
 // changed in its account, and the page re-reads only the parts that show it. Bursts are merged:
 // one refresh at a time, whatever arrives meanwhile goes into the next one. When the socket is
 // down the page polls every REFRESH_SECONDS instead, says so, and keeps trying to reconnect.
+// A read made while no subscription listened may have missed a change committed before the
+// listening began: the first time the page is listening after such a read, it reads everything.
 
 import { type Client, createClient } from "graphql-ws";
 import { sessionToken } from "./api";
@@ -48,6 +50,9 @@ const RETRY_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
 // page says "polling" only if that does not work within this long.
 const QUIET_RECONNECT_MS = 3_000;
 const CLOSE_TOKEN_EXPIRED = 4401;
+// The page's first read waits for the subscription to listen (so that it misses nothing), but
+// no longer than this: a socket that neither opens nor fails must not hold the page blank.
+const FIRST_READ_WAIT_MS = 1_000;
 
 const LABELS: Record<LiveState, string> = {
   connecting: "Connecting live updates…",
@@ -66,6 +71,11 @@ export class LiveUpdates {
   private lastRefresh = 0;
   private failures = 0;
   private wasLive = false;
+  /** The current subscription has said it listens (reset on every new socket or account). */
+  private listeningNow = false;
+  /** Something was read while nobody listened: catch up once listening. */
+  private readBlind = false;
+  private readyWaiters: (() => void)[] = [];
   private stopped = true;
   private retryTimer: number | null = null;
   private statusTimer: number | null = null;
@@ -92,6 +102,24 @@ export class LiveUpdates {
     this.connect();
   }
 
+  /** Resolves once the subscription listens, or it failed, or after FIRST_READ_WAIT_MS. */
+  ready(): Promise<void> {
+    if (this.listeningNow || this.state === "polling" || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = window.setTimeout(done, FIRST_READ_WAIT_MS);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.readyWaiters.push(done);
+    });
+  }
+
+  /** The page is about to read: if nobody listens for its account now, it reads blind. */
+  reading(): void {
+    if (!this.listeningNow) this.readBlind = true;
+  }
+
   /** Signed out, or the page is going away: close the socket, stop polling. */
   stop(): void {
     this.stopped = true;
@@ -99,6 +127,7 @@ export class LiveUpdates {
     for (const timer of [this.pollTimer, this.timeTimer]) if (timer !== null) clearInterval(timer);
     this.retryTimer = this.statusTimer = this.flushTimer = this.pollTimer = this.timeTimer = null;
     this.disconnect();
+    this.wakeReady();
     this.el.hidden = true;
   }
 
@@ -147,6 +176,7 @@ export class LiveUpdates {
   private disconnect(): void {
     const client = this.client;
     this.client = null;
+    this.listeningNow = false;
     this.unsubscribe?.();
     this.unsubscribe = null;
     // dispose() awaits the socket's opening, which rejects with the CloseEvent of a socket
@@ -161,9 +191,21 @@ export class LiveUpdates {
     this.statusTimer = null;
     const wasDown = this.state === "polling";
     this.show("live");
-    // What changed while we were not listening is unknown: read everything once.
-    if (this.wasLive && wasDown) void this.options.reloadAll();
+    this.listeningNow = true;
+    // What changed while we were not listening is unknown: read everything once. That is after
+    // an outage, and after any read made before this subscription listened (a first read that
+    // did not wait, or one for an account followed since), which a change may have just missed.
+    const catchUp = (this.wasLive && wasDown) || this.readBlind;
+    this.readBlind = false;
     this.wasLive = true;
+    this.wakeReady();
+    if (catchUp) void this.options.reloadAll();
+  }
+
+  private wakeReady(): void {
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   private closed(client: Client, event: unknown): void {
@@ -176,6 +218,8 @@ export class LiveUpdates {
       this.statusTimer ??= window.setTimeout(() => this.show("polling"), QUIET_RECONNECT_MS);
     } else {
       this.show("polling");
+      // Polling now: the page reads without waiting (and catches up once listening).
+      this.wakeReady();
     }
     const wait = expired ? 0 : RETRY_MS[Math.min(this.failures, RETRY_MS.length - 1)] ?? 30_000;
     this.failures += 1;

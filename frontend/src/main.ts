@@ -151,7 +151,9 @@ class Dashboard {
     });
     // Changes are pushed (live.ts), which also polls while the socket is down.
     this.live.start();
-    void this.reload(false).then(() => {
+    // The first read waits for the subscription to listen: read first, and a change committed
+    // before the listening began would stay unseen until the next change.
+    void this.live.ready().then(() => this.reload(false)).then(() => {
       if (this.state.log) this.log.show(this.state.log, this.scope);
     });
   }
@@ -217,6 +219,7 @@ class Dashboard {
   }
 
   reload(quiet: boolean): Promise<void> {
+    this.live.reading();
     const load = this.load(quiet);
     this.fullLoad = load;
     return load;
@@ -226,6 +229,7 @@ class Dashboard {
   private async refreshParts(kinds: Set<ChangeKind>): Promise<void> {
     // A full load under way may have read before the change: let it finish, then refresh.
     if (this.loadingNow && this.fullLoad) await this.fullLoad;
+    this.live.reading();
     this.partial?.abort();
     const controller = new AbortController();
     this.partial = controller;

@@ -148,6 +148,60 @@ def test_a_request_through_the_proxy_appears_on_the_open_page(
     assert not errors, errors
 
 
+def test_a_change_made_before_the_subscription_listens_is_shown_once_it_does(
+    browser: Browser, world: World
+) -> None:
+    """The page read while nobody listened (its socket was slow): a request committed after
+    that read but before the listening began is caught up on, not left unseen."""
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    held: list[str | bytes] = []
+    servers: list[WebSocketRoute] = []
+    holding = {"on": True}
+
+    def slow(route: WebSocketRoute) -> None:
+        server = route.connect_to_server()
+        servers.append(server)
+
+        def from_page(message: str | bytes) -> None:
+            if holding["on"]:
+                held.append(message)
+            else:
+                server.send(message)
+
+        route.on_message(from_page)
+
+    page.route_web_socket(re.compile(r"/graphql$"), slow)
+    # Another page listens meanwhile, so the server hears of the request while the slow page's
+    # subscription is not yet listening (a listener that joins later is told only what follows).
+    other = context.new_page()
+    try:
+        _open(other, world)
+        expect(other.locator(".live-status")).to_have_attribute(
+            "data-live", "live", timeout=PATIENCE_MS
+        )
+        # The page waits a moment for the subscription, then reads without it.
+        _open(page, world)
+        status = page.locator(".live-status")
+        expect(status).to_have_attribute("data-live", "connecting")
+        before = _requests_shown(page)
+        _proxied_request(world)
+        _shows_requests(other, before + 1)
+        # The subscription gets through and listens: the page catches up on what it missed.
+        # (Once live the page no longer polls, so only the catch-up can show the request.)
+        holding["on"] = False
+        for message in held:
+            servers[-1].send(message)
+        expect(status).to_have_attribute("data-live", "live", timeout=PATIENCE_MS)
+        _shows_requests(page, before + 1)
+        assert page.evaluate("window.__notReloaded") is True
+    finally:
+        context.close()
+    assert not errors, errors
+
+
 def test_without_its_socket_the_page_polls_says_so_and_reconnects(
     browser: Browser, world: World
 ) -> None:
