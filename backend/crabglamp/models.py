@@ -304,6 +304,62 @@ class LlmDailyKey(SQLModel, table=True):
     request_count: int = Field(default=0, sa_type=BigInteger)
 
 
+# Rollups by the grain the usage response draws: lists that span the period are read per month
+# (a handful of rows per key or agent instead of one per day), the voice chart per day and model.
+# `month` is the first day of its UTC month.
+
+
+class LlmMonthlyAgent(SQLModel, table=True):
+    """llm_daily_agent summed over each month: the per-agent list of whole months."""
+
+    __tablename__ = "llm_monthly_agent"
+    __table_args__ = dict(READ_CLUSTERED)
+    account_id: uuid.UUID = Field(primary_key=True)
+    month: date = Field(primary_key=True, sa_type=Date)
+    agent_id: uuid.UUID = Field(primary_key=True)
+    cost_micros: int = _micros()
+    request_count: int = Field(default=0, sa_type=BigInteger)
+
+
+class LlmMonthlyKey(SQLModel, table=True):
+    """llm_daily_key summed over each month: the per-key list of whole months."""
+
+    __tablename__ = "llm_monthly_key"
+    __table_args__ = dict(READ_CLUSTERED)
+    account_id: uuid.UUID = Field(primary_key=True)
+    month: date = Field(primary_key=True, sa_type=Date)
+    key_id: uuid.UUID = Field(primary_key=True)
+    provider: str = Field(primary_key=True)
+    cost_micros: int = _micros()
+    request_count: int = Field(default=0, sa_type=BigInteger)
+
+
+class VoiceDailyModel(SQLModel, table=True):
+    """voice_daily summed over agents: the voice chart (day x model) and the per-model list."""
+
+    __tablename__ = "voice_daily_model"
+    __table_args__ = dict(READ_CLUSTERED)
+    account_id: uuid.UUID = Field(primary_key=True)
+    day: date = Field(primary_key=True, sa_type=Date)
+    voice_model: str = Field(primary_key=True)
+    cost_micros: int = _micros()
+    characters: int = Field(default=0, sa_type=BigInteger)
+    request_count: int = Field(default=0, sa_type=BigInteger)
+
+
+class VoiceMonthlyAgent(SQLModel, table=True):
+    """voice_daily summed over models and each month: the per-agent list of whole months."""
+
+    __tablename__ = "voice_monthly_agent"
+    __table_args__ = dict(READ_CLUSTERED)
+    account_id: uuid.UUID = Field(primary_key=True)
+    month: date = Field(primary_key=True, sa_type=Date)
+    agent_id: uuid.UUID = Field(primary_key=True)
+    cost_micros: int = _micros()
+    characters: int = Field(default=0, sa_type=BigInteger)
+    request_count: int = Field(default=0, sa_type=BigInteger)
+
+
 # Proxy: retired secrets (rotation history and grace periods), monthly spend per key, reservations
 
 

@@ -47,14 +47,21 @@ PERIODS = (
     parse_month("2026-11"),
     parse_month("2026-12"),
     Period(date(2026, 11, 30), date(2026, 12, 1)),
+    # Whole months read from the monthly rollups, the days at either end from the daily ones.
+    Period(date(2026, 10, 31), date(2026, 12, 2)),
+    Period(date(2026, 11, 1), date(2026, 12, 31)),
 )
 ROLLUPS = (
     "llm_daily",
     "llm_daily_model",
     "llm_daily_agent",
     "llm_daily_key",
+    "llm_monthly_agent",
+    "llm_monthly_key",
     "llm_hourly",
     "voice_daily",
+    "voice_daily_model",
+    "voice_monthly_agent",
     "compute_daily",
 )
 EVENTS = ("llm_event", "voice_event", "compute_interval")
@@ -318,6 +325,7 @@ def expected_rollups(events: list[Expected]) -> dict[str, list[tuple[Any, ...]]]
         agent = (e.agent or NONE_ID).hex
         if isinstance(r, LlmRecord):
             ((day, cost, _),) = e.pieces
+            month = day.replace(day=1).isoformat()
             row = tables["llm_daily"][
                 (e.account.hex, day.isoformat(), r.key_id.hex, agent, r.provider, r.model)
             ]
@@ -329,6 +337,8 @@ def expected_rollups(events: list[Expected]) -> dict[str, list[tuple[Any, ...]]]
                 ("llm_daily_model", (e.account.hex, day.isoformat(), r.provider, r.model)),
                 ("llm_daily_agent", (e.account.hex, day.isoformat(), agent)),
                 ("llm_daily_key", (e.account.hex, day.isoformat(), r.key_id.hex, r.provider)),
+                ("llm_monthly_agent", (e.account.hex, month, agent)),
+                ("llm_monthly_key", (e.account.hex, month, r.key_id.hex, r.provider)),
             )
             for table, key in coarse:
                 row = tables[table][key]
@@ -342,10 +352,16 @@ def expected_rollups(events: list[Expected]) -> dict[str, list[tuple[Any, ...]]]
             hourly[1] += 1
         elif isinstance(r, VoiceRecord):
             ((day, cost, characters),) = e.pieces
-            row = tables["voice_daily"][(e.account.hex, day.isoformat(), agent, r.voice_model)]
-            row[0] += cost
-            row[1] += characters
-            row[2] += 1
+            month = day.replace(day=1).isoformat()
+            for table, key in (
+                ("voice_daily", (e.account.hex, day.isoformat(), agent, r.voice_model)),
+                ("voice_daily_model", (e.account.hex, day.isoformat(), r.voice_model)),
+                ("voice_monthly_agent", (e.account.hex, month, agent)),
+            ):
+                row = tables[table][key]
+                row[0] += cost
+                row[1] += characters
+                row[2] += 1
         elif r.end is not None:
             vm = (r.plain_vm_id or NONE_ID).hex
             for day, cost, length in e.pieces:
@@ -357,8 +373,12 @@ def expected_rollups(events: list[Expected]) -> dict[str, list[tuple[Any, ...]]]
         "llm_daily_model": 4,
         "llm_daily_agent": 2,
         "llm_daily_key": 2,
+        "llm_monthly_agent": 2,
+        "llm_monthly_key": 2,
         "llm_hourly": 2,
         "voice_daily": 3,
+        "voice_daily_model": 3,
+        "voice_monthly_agent": 3,
         "compute_daily": 2,
     }
     return {

@@ -1,11 +1,17 @@
-"""What the three axes share: one order for every breakdown, and ids read as the driver gives them."""
+"""What the three axes share: one order for every breakdown, ids read as the driver gives them,
+and a period cut into the whole months the monthly rollups answer and the days left over."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crabglamp.models import NONE_ID
-from crabglamp.usage._axis import Ids, sorted_by_cost
+from crabglamp.periods import Period, iter_days, parse_month
+from crabglamp.usage._axis import Ids, Spans, sorted_by_cost, spans_of
 from crabglamp.usage.results import PlainVmUsage
 
 _A = uuid.UUID("00000000-0000-0000-0000-00000000000a")
@@ -39,3 +45,35 @@ def test_raw_ids_become_uuids_and_no_agent_becomes_none() -> None:
     assert ids(NONE_ID.hex) is None
     assert ids(NONE_ID) is None
     assert ids(None) is None
+
+
+def test_a_calendar_month_is_one_whole_month_and_no_days() -> None:
+    assert spans_of(parse_month("2028-02")) == Spans((date(2028, 2, 1),), ())
+
+
+def test_a_range_is_its_whole_months_and_the_days_at_either_end() -> None:
+    spans = spans_of(Period(date(2026, 10, 31), date(2027, 1, 2)))
+    assert spans.months == (date(2026, 11, 1), date(2026, 12, 1))
+    assert spans.days == (
+        Period(date(2026, 10, 31), date(2026, 10, 31)),
+        Period(date(2027, 1, 1), date(2027, 1, 2)),
+    )
+
+
+def test_a_range_inside_one_month_or_across_two_is_days_only() -> None:
+    inside = Period(date(2026, 12, 2), date(2026, 12, 30))
+    assert spans_of(inside) == Spans((), (inside,))
+    across = Period(date(2026, 11, 15), date(2026, 12, 15))
+    assert spans_of(across) == Spans((), (across,))
+
+
+@given(start=st.dates(date(1970, 1, 1), date(9998, 12, 31)), length=st.integers(0, 400))
+def test_every_day_of_a_period_is_counted_exactly_once(start: date, length: int) -> None:
+    period = Period(start, start + timedelta(days=length))
+    spans = spans_of(period)
+    covered = [d for days in spans.days for d in iter_days(days.start, days.end)]
+    for month in spans.months:
+        whole = parse_month(f"{month:%Y-%m}")
+        covered.extend(iter_days(whole.start, whole.end))
+    assert sorted(covered) == period.days
+    assert len(set(covered)) == len(covered)

@@ -6,6 +6,7 @@ tables (`db.bulk.add_to_sums`): a batch of thousands of events touches far fewer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
@@ -22,7 +23,11 @@ from crabglamp.models import (
     LlmDailyKey,
     LlmDailyModel,
     LlmHourly,
+    LlmMonthlyAgent,
+    LlmMonthlyKey,
     VoiceDaily,
+    VoiceDailyModel,
+    VoiceMonthlyAgent,
 )
 
 # The sums llm_daily and llm_daily_model keep.
@@ -136,6 +141,8 @@ async def _add_coarse_llm_rollups(
         acc = by_key.setdefault((account_id, day, key_id, provider), [0, 0])
         acc[0] += cost
         acc[1] += count
+    by_agent_month = _regrouped(by_agent, _month_of)
+    by_key_month = _regrouped(by_key, _month_of)
     await _upsert(
         conn,
         LlmDailyModel,
@@ -157,6 +164,39 @@ async def _add_coarse_llm_rollups(
         by_key,
         ("cost_micros", "request_count"),
     )
+    await _upsert(
+        conn,
+        LlmMonthlyAgent,
+        ("account_id", "month", "agent_id"),
+        by_agent_month,
+        ("cost_micros", "request_count"),
+    )
+    await _upsert(
+        conn,
+        LlmMonthlyKey,
+        ("account_id", "month", "key_id", "provider"),
+        by_key_month,
+        ("cost_micros", "request_count"),
+    )
+
+
+def _regrouped(sums: _Sums, coarser: Callable[[tuple[Any, ...]], tuple[Any, ...]]) -> _Sums:
+    """The same sums under coarser keys: `coarser` maps each key to the one it is added to."""
+    out: _Sums = {}
+    for key, values in sums.items():
+        coarse = coarser(key)
+        acc = out.get(coarse)
+        if acc is None:
+            out[coarse] = list(values)
+        else:
+            for i, value in enumerate(values):
+                acc[i] += value
+    return out
+
+
+def _month_of(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    # (account, day, *rest) -> (account, the first of the day's month, *rest)
+    return (key[0], key[1].replace(day=1), *key[2:])
 
 
 async def add_voice_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -167,12 +207,14 @@ async def add_voice_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -
         acc[0] += r["cost_micros"]
         acc[1] += r["characters"]
         acc[2] += 1
+    columns = ("cost_micros", "characters", "request_count")
+    await _upsert(conn, VoiceDaily, ("account_id", "day", "agent_id", "voice_model"), sums, columns)
+    # (account, day, agent, model) summed over agents, and over models by month.
+    by_model = _regrouped(sums, lambda k: (k[0], k[1], k[3]))
+    await _upsert(conn, VoiceDailyModel, ("account_id", "day", "voice_model"), by_model, columns)
+    by_agent_month = _regrouped(sums, lambda k: (k[0], k[1].replace(day=1), k[2]))
     await _upsert(
-        conn,
-        VoiceDaily,
-        ("account_id", "day", "agent_id", "voice_model"),
-        sums,
-        ("cost_micros", "characters", "request_count"),
+        conn, VoiceMonthlyAgent, ("account_id", "month", "agent_id"), by_agent_month, columns
     )
 
 

@@ -1,19 +1,22 @@
-"""What the three axes share: a rollup scoped to the query, the names of agents and VMs, and
-one order for every breakdown."""
+"""What the three axes share: a rollup scoped to the query, a period read from monthly and daily
+rollups, the names of agents and VMs, and one order for every breakdown."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, String, cast, func, select, type_coerce
+from sqlalchemy import BigInteger, Select, String, cast, func, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from crabglamp.db.chunks import chunks
 from crabglamp.db.tables import table_of
 from crabglamp.models import NONE_ID
+from crabglamp.periods import Period
 from crabglamp.usage.query import UsageQuery
 
 _T = TypeVar("_T")
@@ -24,6 +27,68 @@ def in_period(table: Any, query: UsageQuery) -> list[Any]:
     if query.account_ids is not None:
         conditions.append(table.c.account_id.in_(query.account_ids))
     return conditions
+
+
+@dataclass(frozen=True, slots=True)
+class Spans:
+    """A period as the whole UTC months inside it and the days left over at either end."""
+
+    months: tuple[date, ...]  # the first day of each, in order
+    days: tuple[Period, ...]  # none, one or two ranges
+
+
+def spans_of(period: Period) -> Spans:
+    first = period.start if period.start.day == 1 else _next_month(period.start)
+    months: list[date] = []
+    month = first
+    while _next_month(month) - timedelta(days=1) <= period.end:
+        months.append(month)
+        month = _next_month(month)
+    if not months:
+        return Spans((), (period,))
+    days = []
+    if period.start < first:
+        days.append(Period(period.start, first - timedelta(days=1)))
+    if month <= period.end:
+        days.append(Period(month, period.end))
+    return Spans(tuple(months), tuple(days))
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
+
+
+def _accounts(table: Any, query: UsageQuery) -> list[Any]:
+    return [] if query.account_ids is None else [table.c.account_id.in_(query.account_ids)]
+
+
+def spanning(
+    monthly: Any, daily: Any, query: UsageQuery, keys: tuple[str, ...], sums: tuple[str, ...]
+) -> Select[Any]:
+    """The period's `sums` per `keys` (read raw, see `raw_id`) in one statement: whole months
+    from `monthly` (keyed by `month`), the days left at either end from `daily` (by `day`), which
+    must share those columns. A month's list is then a row per entry, not one per entry and day.
+    """
+    spans = spans_of(query.period)
+    parts: list[Select[Any]] = []
+    if spans.months:
+        month = monthly.c.month
+        parts.append(
+            select(*(monthly.c[name] for name in (*keys, *sums))).where(
+                month >= spans.months[0], month <= spans.months[-1], *_accounts(monthly, query)
+            )
+        )
+    for days in spans.days:
+        parts.append(
+            select(*(daily.c[name] for name in (*keys, *sums))).where(
+                daily.c.day >= days.start, daily.c.day <= days.end, *_accounts(daily, query)
+            )
+        )
+    source = parts[0].subquery() if len(parts) == 1 else union_all(*parts).subquery()
+    grouped = [source.c[name] for name in keys]
+    return select(
+        *(raw_id(column) for column in grouped), *(total(source.c[name]) for name in sums)
+    ).group_by(*grouped)
 
 
 def scope(table: Any, query: UsageQuery) -> list[Any]:

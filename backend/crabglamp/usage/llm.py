@@ -12,8 +12,26 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from crabglamp.db.chunks import chunks
 from crabglamp.db.tables import table_of
-from crabglamp.models import Agent, LlmDaily, LlmDailyAgent, LlmDailyKey, LlmDailyModel, VirtualKey
-from crabglamp.usage._axis import Ids, in_period, names_of, raw_id, scope, sorted_by_cost, total
+from crabglamp.models import (
+    Agent,
+    LlmDaily,
+    LlmDailyAgent,
+    LlmDailyKey,
+    LlmDailyModel,
+    LlmMonthlyAgent,
+    LlmMonthlyKey,
+    VirtualKey,
+)
+from crabglamp.usage._axis import (
+    Ids,
+    in_period,
+    names_of,
+    raw_id,
+    scope,
+    sorted_by_cost,
+    spanning,
+    total,
+)
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.results import (
     LLM_MODEL_SUMS,
@@ -84,30 +102,31 @@ async def _llm_from_coarse_rollups(conn: AsyncConnection, query: UsageQuery) -> 
         if entry is None:
             entry = models[(provider, model)] = LlmModelUsage(model, provider)
         entry.add(sums)
+    # Agents and keys over the period: whole months from the monthly rollups, a few rows each.
     agents: dict[uuid.UUID | None, LlmAgentUsage] = {}
-    agent_rows = await conn.execute(
-        select(
-            raw_id(by_agent.c.agent_id),
-            total(by_agent.c.cost_micros),
-            total(by_agent.c.request_count),
-        )
-        .where(*in_period(by_agent, query))
-        .group_by(by_agent.c.agent_id)
-    )
     ids = Ids()
+    agent_rows = await conn.execute(
+        spanning(
+            table_of(LlmMonthlyAgent),
+            by_agent,
+            query,
+            ("agent_id",),
+            ("cost_micros", "request_count"),
+        )
+    )
     for raw_agent, cost, count in agent_rows:
         agent = ids(raw_agent)
         agents[agent] = LlmAgentUsage(agent, None, cost, count)
     key_rows = await conn.execute(
-        select(
-            by_key.c.key_id,
-            total(by_key.c.cost_micros),
-            total(by_key.c.request_count),
+        spanning(
+            table_of(LlmMonthlyKey), by_key, query, ("key_id",), ("cost_micros", "request_count")
         )
-        .where(*in_period(by_key, query))
-        .group_by(by_key.c.key_id)
     )
-    per_key = {key_id: [cost, count] for key_id, cost, count in key_rows}
+    per_key: dict[uuid.UUID, list[int]] = {}
+    for raw_key, cost, count in key_rows:
+        key_id = ids(raw_key)
+        assert key_id is not None  # a key's id is never NONE_ID
+        per_key[key_id] = [cost, count]
     return days, models, agents, per_key
 
 

@@ -1,4 +1,5 @@
-"""The voice axis: spend and characters per day, voice model and agent, from voice_daily."""
+"""The voice axis: spend and characters per day, voice model and agent, from the voice rollups
+(voice_daily_model and voice_monthly_agent; voice_daily under an agent or voice model filter)."""
 
 from __future__ import annotations
 
@@ -9,29 +10,59 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.tables import table_of
-from crabglamp.models import Agent, VoiceDaily
-from crabglamp.usage._axis import Ids, names_of, raw_id, scope, sorted_by_cost, total
+from crabglamp.models import Agent, VoiceDaily, VoiceDailyModel, VoiceMonthlyAgent
+from crabglamp.usage._axis import (
+    Ids,
+    in_period,
+    names_of,
+    raw_id,
+    scope,
+    sorted_by_cost,
+    spanning,
+    total,
+)
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.results import VoiceAgentUsage, VoiceDay, VoiceModelUsage, VoiceUsage
 
 
 async def voice_usage(conn: AsyncConnection, query: UsageQuery) -> VoiceUsage:
-    table = table_of(VoiceDaily)
-    conditions = scope(table, query)
-    if query.voice_model is not None:
-        conditions.append(table.c.voice_model == query.voice_model)
-    where = and_(*conditions)
-    # The database sums (rollup rows are per agent, day and model; the breakdowns need far
-    # fewer), which beats building and adding thousands of rows in Python.
-    cost, characters = total(table.c.cost_micros), total(table.c.characters)
-    by_day_model = await conn.execute(
-        select(table.c.day, table.c.voice_model, cost, characters, total(table.c.request_count))
-        .where(where)
-        .group_by(table.c.day, table.c.voice_model)
-    )
+    daily_table = table_of(VoiceDaily)
+    columns = ("cost_micros", "characters", "request_count")
+    if query.agent_id is None and query.voice_model is None:
+        # The chart from its own rollup (day x model), the agents of whole months from theirs:
+        # a month is a few hundred rows instead of one per day, agent and model.
+        by_model = table_of(VoiceDailyModel)
+        by_day_model = (
+            select(
+                by_model.c.day,
+                by_model.c.voice_model,
+                *(total(by_model.c[name]) for name in columns),
+            )
+            .where(*in_period(by_model, query))
+            .group_by(by_model.c.day, by_model.c.voice_model)
+        )
+        by_agent = spanning(table_of(VoiceMonthlyAgent), daily_table, query, ("agent_id",), columns)
+    else:
+        # An agent or model filter: only voice_daily has both.
+        conditions = scope(daily_table, query)
+        if query.voice_model is not None:
+            conditions.append(daily_table.c.voice_model == query.voice_model)
+        where = and_(*conditions)
+        sums = [total(daily_table.c[name]) for name in columns]
+        # The database sums, which beats building and adding thousands of rows in Python.
+        by_day_model = (
+            select(daily_table.c.day, daily_table.c.voice_model, *sums)
+            .where(where)
+            .group_by(daily_table.c.day, daily_table.c.voice_model)
+        )
+        by_agent = (
+            select(raw_id(daily_table.c.agent_id), *sums)
+            .where(where)
+            .group_by(daily_table.c.agent_id)
+        )
     days: dict[date, dict[str, VoiceModelUsage]] = {d: {} for d in query.period.days}
     models: dict[str, VoiceModelUsage] = {}
-    for day, voice_model, day_cost, day_characters, count in by_day_model:
+    for day, voice_model, day_cost, day_characters, count in await conn.execute(by_day_model):
         days[day][voice_model] = VoiceModelUsage(voice_model, day_cost, day_characters, count)
         entry = models.get(voice_model)
         if entry is None:
@@ -39,12 +70,9 @@ async def voice_usage(conn: AsyncConnection, query: UsageQuery) -> VoiceUsage:
         entry.total_micros += day_cost
         entry.characters += day_characters
         entry.request_count += count
-    by_agent = await conn.execute(
-        select(raw_id(table.c.agent_id), cost, characters).where(where).group_by(table.c.agent_id)
-    )
     agents: dict[uuid.UUID | None, VoiceAgentUsage] = {}
     ids = Ids()
-    for raw_agent, agent_cost, agent_characters in by_agent:
+    for raw_agent, agent_cost, agent_characters, _count in await conn.execute(by_agent):
         agent = ids(raw_agent)
         agents[agent] = VoiceAgentUsage(agent, None, agent_cost, agent_characters)
     names = await names_of(conn, Agent, agents)
