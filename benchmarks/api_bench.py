@@ -60,6 +60,7 @@ from crabglamp.api.graphql.schema import build_schema
 from crabglamp.api.rest import usage_json
 from crabglamp.app import create_app
 from crabglamp.db import read_transaction
+from crabglamp.db.reads import Reads
 from crabglamp.dev.devtokens.signing import sign_session_token
 from crabglamp.periods import utcnow
 from crabglamp.settings import Settings
@@ -390,15 +391,17 @@ async def breakdown(
     async def verify() -> None:
         authenticator.verify(token)
 
+    # As the app reads: on SQLite on reader threads (db/reads.py).
+    reads = Reads(engine)
+
     async def service() -> None:
-        async with read_transaction(engine) as conn:
-            spent_box[:] = [await usage(conn, query)]
+        spent_box[:] = [await reads.run(lambda conn: usage(conn, query))]
 
     async def rest_encode() -> None:
         JSONResponse(usage_json(spent_box[0]))
 
     async def execute(document: str, preloaded: bool) -> Any:
-        context = make_context(None, engine, caller, settings)
+        context = make_context(None, engine, caller, settings, reads=reads)
         if preloaded:
             # The three axes already loaded: what GraphQL itself costs.
             spent = spent_box[0]
@@ -436,7 +439,10 @@ async def breakdown(
         "GraphQL P1: JSON encoding": graphql_encode,
         "GraphQL every REST field: execute, preloaded": graphql_resolution_rest_fields,
     }
-    return await _rounds(steps, max(20, runs // 4))
+    try:
+        return await _rounds(steps, max(20, runs // 4))
+    finally:
+        await reads.close()
 
 
 # A live server

@@ -20,6 +20,7 @@ from crabglamp.api.rest import rest_routes
 from crabglamp.api.services import Services, services
 from crabglamp.db import make_engine, read_transaction
 from crabglamp.db.changes import ChangeFeed
+from crabglamp.db.reads import Reads
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.jobs.watch import BackgroundJobs
 from crabglamp.prices import load_price_book
@@ -110,8 +111,9 @@ def create_app(
         # Live updates: LISTEN (PostgreSQL) or poll the change marks (SQLite) in this process.
         changes = ChangeFeed(db, settings.live.poll_seconds, settings.live.max_per_account)
         await changes.start()
+        reads = Reads(db)
         app.state.services = Services(
-            settings, db, ingestor, writer, authenticator, proxy=proxy, changes=changes
+            settings, db, ingestor, writer, authenticator, reads, proxy=proxy, changes=changes
         )
         jobs = None
         if background if background is not None else (own_engine and settings.background):
@@ -127,6 +129,7 @@ def create_app(
             await changes.stop()
             await proxy.close()
             await writer.stop()
+            await reads.close()
             if own_engine:
                 await db.dispose()
 

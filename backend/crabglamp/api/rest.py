@@ -116,9 +116,11 @@ async def get_usage(request: Request) -> Response:
     try:
         caller = _authenticate(request)
         wanted = usage_filter_of(request)
-        async with read_transaction(services(request).engine) as conn:
-            query = await resolve(conn, CallerScope(caller), wanted)
-            spent = await usage(conn, query)
+
+        async def read(conn: AsyncConnection) -> Usage:
+            return await usage(conn, await resolve(conn, CallerScope(caller), wanted))
+
+        spent = await services(request).reads.run(read)
     except AuthError as exc:
         return auth_error_response(exc)
     except FilterError as exc:

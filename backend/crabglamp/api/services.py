@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 
 from crabglamp.api.auth import Authenticator
 from crabglamp.db.changes import ChangeFeed
+from crabglamp.db.reads import Reads
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.proxy.runtime import Proxy
 from crabglamp.proxy.writer import GroupCommitWriter
@@ -26,6 +27,8 @@ class Services:
     ingestor: Ingestor
     writer: GroupCommitWriter
     authenticator: Authenticator
+    # The API's read transactions (on SQLite, on reader threads).
+    reads: Reads
     # The metering proxy's runtime: upstream HTTP client, spend caps, reservation sweeper.
     proxy: Proxy | None = None
     # This process's ear on the database for live updates (the usageChanged subscription).

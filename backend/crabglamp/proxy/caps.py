@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import is_sqlite, make_engine, read_transaction, write_transaction
 from crabglamp.db.retry import with_retries
+from crabglamp.db.sqlite_threads import WriterThread
 from crabglamp.db.tables import table_of
-from crabglamp.db.writer_thread import WriterThread
 from crabglamp.models import KeySpend, ProxyLease, SpendReservation
 from crabglamp.periods import utcnow
 from crabglamp.proxy._reserve import ADMISSION, ADMIT_AND_RESERVE, admission_params, why_refused

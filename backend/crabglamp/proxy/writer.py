@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db import is_sqlite, write_transaction
 from crabglamp.db.retry import with_retries
-from crabglamp.db.writer_thread import WriterThread
+from crabglamp.db.sqlite_threads import WriterThread
 from crabglamp.ingest._owners import track_writes
 from crabglamp.ingest.ingestor import Ingestor
 from crabglamp.ingest.records import IngestError, Record

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from crabglamp.access import Caller
 from crabglamp.db.changes import ChangeFeed
+from crabglamp.db.reads import Reads, ReadSession
 from crabglamp.periods import utcnow
 from crabglamp.settings import Settings
 from crabglamp.usage.filter import CallerScope
@@ -22,42 +23,38 @@ from crabglamp.usage.filter import CallerScope
 if TYPE_CHECKING:
     from crabglamp.api.graphql.loaders import Loaders
 
+_T = TypeVar("_T")
+
 
 class RequestDatabase:
-    """One read transaction per GraphQL request, opened on first use.
+    """One read transaction per GraphQL request, opened on first use (db/reads.py).
 
     Every field of a response then reads the same snapshot, so totals agree across fields.
-    Resolvers run concurrently but a connection runs one statement at a time: the lock
-    serialises them (the loaders batch, so they are few).
+    Resolvers run concurrently but a transaction runs one call at a time: the lock serialises
+    them (the loaders batch, so they are few).
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reads: Reads | None = None) -> None:
         self.engine = engine
-        self._conn: AsyncConnection | None = None
+        self._reads = reads or Reads(engine, threads=0)
+        self._open: AsyncExitStack | None = None
+        self._session: ReadSession | None = None
         self._lock = asyncio.Lock()
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection]:
+    async def run(self, fn: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """`fn(conn)` in the request's transaction: the database and plain Python only."""
         async with self._lock:
-            if self._conn is None:
-                conn = await self.engine.connect()
-                try:
-                    if conn.dialect.name == "postgresql":
-                        # One snapshot for the whole request (SQLite's transactions are already).
-                        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
-                    await conn.begin()
-                except BaseException:
-                    await conn.close()
-                    raise
-                self._conn = conn
-            yield self._conn
+            if self._session is None:
+                stack = AsyncExitStack()
+                self._session = await stack.enter_async_context(self._reads.session())
+                self._open = stack
+            return await self._session.run(fn)
 
     async def close(self) -> None:
         async with self._lock:
-            if self._conn is not None:
-                conn, self._conn = self._conn, None
-                # Read-only: nothing to commit; closing rolls the snapshot back.
-                await conn.close()
+            if self._open is not None:
+                stack, self._open, self._session = self._open, None, None
+                await stack.aclose()
 
 
 @dataclass(slots=True)
@@ -78,10 +75,11 @@ def make_context(
     caller: Caller,
     settings: Settings,
     now: datetime | None = None,
+    reads: Reads | None = None,
 ) -> Context:
     from crabglamp.api.graphql.loaders import Loaders
 
-    db = RequestDatabase(engine)
+    db = RequestDatabase(engine, reads)
     moment = now or utcnow()
     return Context(
         request=request,
@@ -109,6 +107,7 @@ def make_socket_context(
 ) -> SocketContext:
     from crabglamp.api.graphql.loaders import Loaders
 
+    # The engine's own connections: a socket lives for hours and must not hold a reader thread.
     db = RequestDatabase(engine)
     moment = utcnow()
     nobody = Caller(user_id="")

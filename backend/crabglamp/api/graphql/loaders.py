@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 
 from crabglamp.access import Caller, administers
@@ -64,12 +65,14 @@ class Loaders:
     # Usage: different filters cannot share a statement, but each is computed once
 
     async def _each(self, keys: Sequence[_K], compute: Callable[..., Awaitable[_V]]) -> list[_V]:
-        async with self._db.connection() as conn:
+        async def every(conn: AsyncConnection) -> list[_V]:
             return [await compute(conn, key) for key in keys]
 
+        return await self._db.run(every)
+
     async def _compute(self, queries: list[UsageQuery]) -> list[ComputeUsage]:
-        async def one(conn: object, query: UsageQuery) -> ComputeUsage:
-            return await compute_usage(conn, query, self._now)  # type: ignore[arg-type]
+        async def one(conn: AsyncConnection, query: UsageQuery) -> ComputeUsage:
+            return await compute_usage(conn, query, self._now)
 
         return await self._each(queries, one)
 
@@ -85,34 +88,30 @@ class Loaders:
     # Rows by id: one statement per batch
 
     async def _accounts(self, ids: list[uuid.UUID]) -> list[Account | None]:
-        async with self._db.connection() as conn:
-            found = await accounts_by_id(conn, ids)
+        found = await self._db.run(lambda conn: accounts_by_id(conn, ids))
         return [found.get(i) for i in ids]
 
     async def _keys_of_accounts(self, ids: list[uuid.UUID]) -> list[list[VirtualKey]]:
-        async with self._db.connection() as conn:
-            found = await keys_of_accounts(conn, ids)
+        found = await self._db.run(lambda conn: keys_of_accounts(conn, ids))
         return [found.get(i, []) for i in ids]
 
     async def _keys(self, ids: list[uuid.UUID]) -> list[VirtualKey | None]:
-        async with self._db.connection() as conn:
-            found = await keys_by_id(conn, ids)
+        found = await self._db.run(lambda conn: keys_by_id(conn, ids))
         return [found.get(i) for i in ids]
 
     async def _accrued(self, ids: list[uuid.UUID]) -> list[int]:
         # A cap is per calendar month: accrued spend is this UTC month's.
-        async with self._db.connection() as conn:
-            found = await spend_of_keys(conn, ids, current_month(self._now).start)
+        found = await self._db.run(
+            lambda conn: spend_of_keys(conn, ids, current_month(self._now).start)
+        )
         return [found.get(i, 0) for i in ids]
 
     async def _agents_of_accounts(self, ids: list[uuid.UUID]) -> list[list[Agent]]:
-        async with self._db.connection() as conn:
-            found = await agents_of_accounts(conn, ids)
+        found = await self._db.run(lambda conn: agents_of_accounts(conn, ids))
         return [found.get(i, []) for i in ids]
 
     async def _plain_vms_of_accounts(self, ids: list[uuid.UUID]) -> list[list[PlainVm]]:
-        async with self._db.connection() as conn:
-            found = await plain_vms_of_accounts(conn, ids)
+        found = await self._db.run(lambda conn: plain_vms_of_accounts(conn, ids))
         return [found.get(i, []) for i in ids]
 
     async def _administers(self, ids: list[uuid.UUID]) -> list[bool]:
@@ -120,5 +119,8 @@ class Loaders:
         caller = self._caller
         if caller is None:
             return [False for _ in ids]
-        async with self._db.connection() as conn:
+
+        async def each(conn: AsyncConnection) -> list[bool]:
             return [await administers(conn, caller, i) for i in ids]
+
+        return await self._db.run(each)

@@ -64,8 +64,7 @@ async def usage_query(info: Info, wanted: UsageFilter) -> UsageQuery:
     """The authorised `UsageQuery` of a filter, for this request's caller."""
     context = info.context
     with caller_errors():
-        async with context.db.connection() as conn:
-            return await resolve(conn, context.scope, wanted, context.now)
+        return await context.db.run(lambda conn: resolve(conn, context.scope, wanted, context.now))
 
 
 async def account_scope(
@@ -74,5 +73,4 @@ async def account_scope(
     """The accounts a field reads: explicit, else the caller's default; None is platform-wide."""
     context = info.context
     with caller_errors():
-        async with context.db.connection() as conn:
-            return await context.scope.accounts(conn, account_id, admin)
+        return await context.db.run(lambda conn: context.scope.accounts(conn, account_id, admin))

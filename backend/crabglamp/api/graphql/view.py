@@ -286,7 +286,9 @@ class GraphQLView(GraphQL[Context, None]):
             socket_context = make_socket_context(svc.engine, self.settings, svc.changes)
             request.state.graphql_context = socket_context
             return socket_context
-        context = make_context(request, svc.engine, request.state.caller, self.settings)
+        context = make_context(
+            request, svc.engine, request.state.caller, self.settings, reads=svc.reads
+        )
         request.state.graphql_context = context
         return context
 

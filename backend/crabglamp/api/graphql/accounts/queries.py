@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.accounts import accounts_by_id
 from crabglamp.api.graphql.accounts.types import AccountType
 from crabglamp.api.graphql.context import Info
 from crabglamp.api.graphql.permissions import caller_errors, forbidden, optional_uuid
+from crabglamp.models import Account
 
 
 @strawberry.type
@@ -27,9 +30,12 @@ class AccountQueries:
         if admin and not context.caller.is_platform_admin:
             raise forbidden("admin is for platform admins only")
         with caller_errors():
-            async with context.db.connection() as conn:
+
+            async def read(conn: AsyncConnection) -> dict[uuid.UUID, Account]:
                 ids = None if admin else sorted(await context.scope.readable(conn))
-                found = await accounts_by_id(conn, ids)
+                return await accounts_by_id(conn, ids)
+
+            found = await context.db.run(read)
         for account in found.values():
             context.loaders.account.prime(account.id, account)
         return [AccountType(account=a) for a in found.values()]
@@ -41,8 +47,7 @@ class AccountQueries:
         account_id = optional_uuid(id, "id")
         assert account_id is not None
         context = info.context
-        async with context.db.connection() as conn:
-            allowed = await context.scope.may_read(conn, account_id)
+        allowed = await context.db.run(lambda conn: context.scope.may_read(conn, account_id))
         if not allowed:
             raise forbidden(f"you may not read account {account_id}")
         account = await context.loaders.account.load(account_id)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.access import administers
 from crabglamp.api.graphql.alerts.types import (
@@ -30,7 +32,10 @@ class AlertQueries:
     ) -> list[AlertEndpointType]:
         scope = await account_scope(info, optional_uuid(account_id, "accountId"))
         caller = info.context.caller
-        async with info.context.db.connection() as conn:
+
+        async def read(
+            conn: AsyncConnection,
+        ) -> tuple[list[endpoints.EndpointView], set[uuid.UUID]]:
             found = await endpoints.endpoints_of(conn, scope or ())
             # Members read an account's endpoints, but only its admins see their whole URLs.
             admin_of = {
@@ -38,6 +43,9 @@ class AlertQueries:
                 for account_id in {e.account_id for e in found}
                 if await administers(conn, caller, account_id)
             }
+            return found, admin_of
+
+        found, admin_of = await info.context.db.run(read)
         return [AlertEndpointType(endpoint=e, admin=e.account_id in admin_of) for e in found]
 
     @strawberry.field(
@@ -62,8 +70,9 @@ class AlertQueries:
             raise bad_input("first", f"first is between 1 and {MAX_DELIVERIES}")
         scope = await account_scope(info, optional_uuid(account_id, "accountId"))
         endpoint = optional_uuid(endpoint_id, "endpointId")
-        async with info.context.db.connection() as conn:
-            found = await deliveries.deliveries_of(
+        found = await info.context.db.run(
+            lambda conn: deliveries.deliveries_of(
                 conn, scope or (), endpoint, None if status is None else str(status.value), first
             )
+        )
         return [AlertDeliveryType(delivery=d) for d in found]

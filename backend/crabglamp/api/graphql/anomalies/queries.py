@@ -19,13 +19,15 @@ from crabglamp.usage.query import UsageQuery
 async def anomalies_of(info: Info, query: UsageQuery) -> list[AnomalyType]:
     """The anomalies of an authorised account and period: those detected as usage arrived, and
     what each day of the period would have raised (crabglamp.jobs.anomalies), newest first."""
-    if not query.account_ids:
+    accounts = query.account_ids
+    if not accounts:
         return []
     context = info.context
-    async with context.db.connection() as conn:
-        found = await anomalies_in_period(
-            conn, query.account_ids, query.period, context.now, context.settings.thresholds
+    found = await context.db.run(
+        lambda conn: anomalies_in_period(
+            conn, accounts, query.period, context.now, context.settings.thresholds
         )
+    )
     # Resolved ones stay in the list: the period's history, with what was done.
     return [AnomalyType(anomaly=a) for a in found]
 

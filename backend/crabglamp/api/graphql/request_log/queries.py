@@ -80,6 +80,7 @@ class RequestLogQueries:
             provider=provider,
             agent_id=scope.agent_id,
         )
-        async with info.context.db.connection() as conn:
-            page = await request_log(conn, query, first=first, after=after)
+        page = await info.context.db.run(
+            lambda conn: request_log(conn, query, first=first, after=after)
+        )
         return LlmRequestConnectionType(page=page, query=query, after=after)

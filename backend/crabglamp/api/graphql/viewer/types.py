@@ -58,11 +58,9 @@ class ViewerType:
         "caps; MEMBER: may read only); null without an account."
     )
     async def role(self, info: Info) -> AccountRole | None:
-        if (
-            self.account_id is None
-            or await info.context.loaders.account.load(self.account_id) is None
-        ):
+        account_id = self.account_id
+        if account_id is None or await info.context.loaders.account.load(account_id) is None:
             return None
-        async with info.context.db.connection() as conn:
-            admin = await administers(conn, info.context.caller, self.account_id)
+        caller = info.context.caller
+        admin = await info.context.db.run(lambda conn: administers(conn, caller, account_id))
         return AccountRole.ADMIN if admin else AccountRole.MEMBER

@@ -1,0 +1,168 @@
+"""SQLite transactions run whole on a thread of their own: one hop per transaction, not per call.
+
+Through aiosqlite every statement of a transaction is a round trip between the event loop and
+the connection's thread (a cursor, the execute, the fetch, the close: ~4 hops a statement, ~80
+for a proxied request's transaction, ~40 for a month's usage), and each hop waits for the loop
+to come round. Here the transaction's coroutine itself runs on a dedicated thread with an event
+loop of its own, on a connection whose calls run inline (`_InlineConnection`): the caller's
+loop makes one hop there and one back, and the statements between cost only SQLite's own work.
+
+Each thread owns one connection, so transactions run there one at a time.
+- `WriterThread`: the proxy's writes, one thread (SQLite takes one writer at a time anyway); a
+  wait for another process's write lock blocks this thread, never the caller's event loop.
+- `ReaderThreads`: a few threads for reads (db/reads.py); a read transaction stays open on its
+  thread between the calls made in it, so a request reads one snapshot in a few hops.
+Whatever runs there may use the connection and plain Python only: nothing bound to the caller's
+event loop (its locks, futures or tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from functools import partial
+from typing import Any, TypeVar
+
+import aiosqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from crabglamp.db import make_engine, write_transaction
+
+_T = TypeVar("_T")
+
+
+class _RunAtOnce:
+    """Stands in for aiosqlite's queue to its thread: what is put runs at once, right here."""
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except BaseException as exc:
+            if future is not None and not future.done():
+                future.set_exception(exc)
+            return
+        if future is not None and not future.done():
+            future.set_result(result)
+
+
+class _InlineConnection(aiosqlite.Connection):
+    """aiosqlite's connection with its worker thread taken out: each call runs on the calling
+    thread (the writer thread), and each of its coroutines completes without suspending."""
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._tx = _RunAtOnce()  # type: ignore[assignment]
+
+    async def _execute(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+    async def _connect(self) -> aiosqlite.Connection:
+        if self._connection is None:
+            self._connection = self._connector()
+        return self
+
+
+class _ConnectionThread:
+    """A thread with an event loop of its own and an engine of one inline connection."""
+
+    def __init__(self, engine: AsyncEngine, name: str) -> None:
+        url = engine.url
+        cargs, cparams = engine.dialect.create_connect_args(url)  # type: ignore[no-untyped-call]
+        cparams.pop("check_same_thread", None)
+        connector = partial(sqlite3.connect, *cargs, **cparams)
+
+        async def connect() -> _InlineConnection:
+            connection = _InlineConnection(connector)
+            await connection._connect()
+            return connection
+
+        self.engine = make_engine(
+            url.render_as_string(hide_password=False),
+            async_creator=connect,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=1,
+            max_overflow=0,
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, work: Awaitable[_T]) -> _T:
+        """`work` (a coroutine) run on this thread; the caller's loop waits without blocking."""
+        future: Future[_T] = asyncio.run_coroutine_threadsafe(_awaited(work), self._loop)
+        return await asyncio.wrap_future(future)
+
+    async def close(self) -> None:
+        if not self._thread.is_alive():
+            return
+        await self.run(self.engine.dispose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        await asyncio.to_thread(self._thread.join)
+        self._loop.close()
+
+
+async def _awaited(work: Awaitable[_T]) -> _T:
+    return await work
+
+
+class WriterThread(_ConnectionThread):
+    """Runs `fn(conn)` inside a write transaction on the thread; `await thread.transaction(fn)`
+    from any event loop."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, "crabglamp-sqlite-writer")
+
+    async def transaction(self, fn: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        async def body() -> _T:
+            async with write_transaction(self.engine) as conn:
+                return await fn(conn)
+
+        return await self.run(body())
+
+
+class ReaderThread(_ConnectionThread):
+    """One reader: `begin()` opens a read transaction on the thread and returns its connection,
+    `run(fn(conn))` runs in it, `end(conn)` closes it."""
+
+    async def begin(self) -> AsyncConnection:
+        async def body() -> AsyncConnection:
+            conn = await self.engine.connect()
+            try:
+                await conn.begin()
+            except BaseException:
+                await conn.close()
+                raise
+            return conn
+
+        return await self.run(body())
+
+    async def end(self, conn: AsyncConnection) -> None:
+        # Read-only: nothing to commit; closing rolls the snapshot back.
+        await self.run(conn.close())
+
+
+class ReaderThreads:
+    """`size` reader threads, each lent to one read transaction at a time (`take`, `give`)."""
+
+    def __init__(self, engine: AsyncEngine, size: int) -> None:
+        self._all = [ReaderThread(engine, f"crabglamp-sqlite-reader-{i}") for i in range(size)]
+        self._free: asyncio.Queue[ReaderThread] = asyncio.Queue()
+        for thread in self._all:
+            self._free.put_nowait(thread)
+
+    async def take(self) -> ReaderThread:
+        return await self._free.get()
+
+    def give(self, thread: ReaderThread) -> None:
+        self._free.put_nowait(thread)
+
+    async def close(self) -> None:
+        for thread in self._all:
+            await thread.close()
