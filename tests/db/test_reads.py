@@ -113,3 +113,27 @@ async def test_sessions_wait_for_a_free_reader_and_never_share_one(engine: Async
     else:
         # The engine's own pool: the two sessions may overlap.
         assert order[0] == "first in" and set(order) == {"first in", "first out", "second in"}
+
+
+async def test_a_read_cancelled_half_way_leaves_its_thread_to_the_next_session(
+    engine: AsyncEngine,
+) -> None:
+    reads = Reads(engine, threads=1)
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def slow(conn: AsyncConnection) -> None:
+        await _count(conn)
+        loop.call_soon_threadsafe(started.set)
+        await asyncio.sleep(30)
+
+    try:
+        task = asyncio.create_task(reads.run(slow))
+        await asyncio.wait_for(started.wait(), timeout=30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The same (only) thread and its one connection serve the next read.
+        assert await asyncio.wait_for(reads.run(_count), timeout=30) >= 0
+    finally:
+        await reads.close()

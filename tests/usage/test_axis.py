@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from crabglamp.models import NONE_ID
 from crabglamp.periods import Period, iter_days, parse_month
 from crabglamp.usage._axis import Ids, Spans, sorted_by_cost, spans_of
+from crabglamp.usage.filter import FIRST_DAY, LAST_DAY
 from crabglamp.usage.results import PlainVmUsage
 
 _A = uuid.UUID("00000000-0000-0000-0000-00000000000a")
@@ -67,9 +68,18 @@ def test_a_range_inside_one_month_or_across_two_is_days_only() -> None:
     assert spans_of(across) == Spans((), (across,))
 
 
-@given(start=st.dates(date(1970, 1, 1), date(9998, 12, 31)), length=st.integers(0, 400))
+def test_the_calendars_last_month_has_no_month_after_it() -> None:
+    # The supported calendar ends on 9999-12-30 (usage/filter.py LAST_DAY).
+    assert spans_of(Period(date(9999, 11, 1), date(9999, 12, 30))) == Spans(
+        (date(9999, 11, 1),), (Period(date(9999, 12, 1), date(9999, 12, 30)),)
+    )
+    late = Period(date(9999, 12, 2), date(9999, 12, 30))
+    assert spans_of(late) == Spans((), (late,))
+
+
+@given(start=st.dates(FIRST_DAY, LAST_DAY), length=st.integers(0, 400))
 def test_every_day_of_a_period_is_counted_exactly_once(start: date, length: int) -> None:
-    period = Period(start, start + timedelta(days=length))
+    period = Period(start, start + timedelta(days=min(length, (LAST_DAY - start).days)))
     spans = spans_of(period)
     covered = [d for days in spans.days for d in iter_days(days.start, days.end)]
     for month in spans.months:

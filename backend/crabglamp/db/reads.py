@@ -56,13 +56,13 @@ class Reads:
             return
         thread = await self._threads.take()
         try:
-            conn = await thread.begin()
-            try:
-                yield ReadSession(conn, thread)
-            finally:
-                await thread.end(conn)
+            yield ReadSession(await thread.begin(), thread)
         finally:
-            self._threads.give(thread)
+            try:
+                await thread.end()
+            finally:
+                # Given back even if the end was cut short: its next begin closes what is open.
+                self._threads.give(thread)
 
     async def run(self, fn: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
         """`fn(conn)` in a read transaction of its own."""

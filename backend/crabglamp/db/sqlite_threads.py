@@ -52,7 +52,7 @@ class _RunAtOnce:
 
 class _InlineConnection(aiosqlite.Connection):
     """aiosqlite's connection with its worker thread taken out: each call runs on the calling
-    thread (the writer thread), and each of its coroutines completes without suspending."""
+    thread (a writer or reader thread), and each of its coroutines completes without suspending."""
 
     def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
         super().__init__(connector, iter_chunk_size=64)
@@ -129,23 +129,36 @@ class WriterThread(_ConnectionThread):
 
 class ReaderThread(_ConnectionThread):
     """One reader: `begin()` opens a read transaction on the thread and returns its connection,
-    `run(fn(conn))` runs in it, `end(conn)` closes it."""
+    `run(fn(conn))` runs in it, `end()` closes it. The thread keeps the open transaction itself,
+    so one left open by a caller cancelled half-way is closed by the next `begin` (its pool has
+    one connection: lost, the thread would serve nobody again)."""
+
+    def __init__(self, engine: AsyncEngine, name: str) -> None:
+        super().__init__(engine, name)
+        self._open: AsyncConnection | None = None  # touched on the thread only
 
     async def begin(self) -> AsyncConnection:
         async def body() -> AsyncConnection:
+            await self._close_open()
             conn = await self.engine.connect()
             try:
                 await conn.begin()
             except BaseException:
                 await conn.close()
                 raise
+            self._open = conn
             return conn
 
         return await self.run(body())
 
-    async def end(self, conn: AsyncConnection) -> None:
+    async def end(self) -> None:
         # Read-only: nothing to commit; closing rolls the snapshot back.
-        await self.run(conn.close())
+        await self.run(self._close_open())
+
+    async def _close_open(self) -> None:
+        if self._open is not None:
+            conn, self._open = self._open, None
+            await conn.close()
 
 
 class ReaderThreads:

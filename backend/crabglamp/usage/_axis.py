@@ -3,18 +3,17 @@ rollups, the names of agents and VMs, and one order for every breakdown."""
 
 from __future__ import annotations
 
+import calendar
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
     Select,
     String,
-    bindparam,
     cast,
     func,
     select,
@@ -49,24 +48,34 @@ class Spans:
 
 
 def spans_of(period: Period) -> Spans:
-    first = period.start if period.start.day == 1 else _next_month(period.start)
+    # The day after a month is only computed below the period's end, which is a real date: the
+    # calendar's last month (December 9999) has no month after it.
+    first = period.start
+    if first.day != 1:
+        last = _last_of_month(first)
+        if last >= period.end:
+            return Spans((), (period,))
+        first = last + timedelta(days=1)
     months: list[date] = []
     month = first
-    while _next_month(month) - timedelta(days=1) <= period.end:
+    while (last := _last_of_month(month)) <= period.end:
         months.append(month)
-        month = _next_month(month)
+        if last == period.end:
+            break
+        month = last + timedelta(days=1)
     if not months:
         return Spans((), (period,))
     days = []
-    if period.start < first:
-        days.append(Period(period.start, first - timedelta(days=1)))
-    if month <= period.end:
-        days.append(Period(month, period.end))
+    if period.start < months[0]:
+        days.append(Period(period.start, months[0] - timedelta(days=1)))
+    after = _last_of_month(months[-1])
+    if after < period.end:
+        days.append(Period(after + timedelta(days=1), period.end))
     return Spans(tuple(months), tuple(days))
 
 
-def _next_month(day: date) -> date:
-    return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
+def _last_of_month(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
 def _accounts(table: Any, query: UsageQuery) -> list[Any]:
@@ -145,19 +154,12 @@ async def names_of(
     conn: AsyncConnection, model: Any, ids: Iterable[uuid.UUID | None]
 ) -> dict[uuid.UUID, str]:
     wanted = sorted({i for i in ids if i is not None})
-    statement = _names_statement(model)
+    table = table_of(model)
     names: dict[uuid.UUID, str] = {}
     for chunk in chunks(wanted):
-        rows = await conn.execute(statement, {"ids": chunk})
+        rows = await conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(chunk)))
         names.update((row[0], row[1]) for row in rows)
     return names
-
-
-@cache
-def _names_statement(model: Any) -> Select[Any]:
-    # Built once: building an IN of a few dozen ids and its cache key cost more than the query.
-    table = table_of(model)
-    return select(table.c.id, table.c.name).where(table.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _identity(item: Any) -> tuple[str, str]:
