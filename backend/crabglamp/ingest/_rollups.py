@@ -212,7 +212,7 @@ async def add_voice_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -
     # (account, day, agent, model) summed over agents, and over models by month.
     by_model = _regrouped(sums, lambda k: (k[0], k[1], k[3]))
     await _upsert(conn, VoiceDailyModel, ("account_id", "day", "voice_model"), by_model, columns)
-    by_agent_month = _regrouped(sums, lambda k: (k[0], k[1].replace(day=1), k[2]))
+    by_agent_month = _regrouped(sums, lambda k: _month_of(k[:3]))
     await _upsert(
         conn, VoiceMonthlyAgent, ("account_id", "month", "agent_id"), by_agent_month, columns
     )
