@@ -29,10 +29,10 @@ from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import func, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import is_sqlite, read_transaction
-from crabglamp.db.dialect import insert_for
 from crabglamp.db.tables import table_of
 from crabglamp.models import UsageChangeMark
 
@@ -43,6 +43,20 @@ CHANNEL: Final = "crabglamp_usage_changes"
 _PAYLOAD_BYTES: Final = 7000
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 _marks = table_of(UsageChangeMark)
+
+
+def _bump() -> tuple[Any, Any]:
+    """SQLite's two statements of `announce`, built once: building them per transaction (the
+    upsert's `excluded` alias above all) cost more than running them."""
+    upsert = sqlite.insert(_marks)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[_marks.c.account_id, _marks.c.kind],
+        set_={"seq": upsert.excluded.seq},
+    )
+    return select(func.coalesce(func.max(_marks.c.seq), 0) + 1), upsert
+
+
+_NEXT_SEQ, _MARK = _bump()
 
 
 class ChangeKind(StrEnum):
@@ -83,20 +97,13 @@ async def announce(
         return
     if is_sqlite(conn):
         # The write lock is held (BEGIN IMMEDIATE): no other writer can take the same number.
-        seq = (
-            await conn.execute(select(func.coalesce(func.max(_marks.c.seq), 0) + 1))
-        ).scalar_one()
-        statement = insert_for(conn, _marks)
-        statement = statement.on_conflict_do_update(
-            index_elements=[_marks.c.account_id, _marks.c.kind],
-            set_={"seq": statement.excluded.seq},
-        )
+        seq = (await conn.execute(_NEXT_SEQ)).scalar_one()
         rows = [
             {"account_id": account, "kind": kind.value, "seq": seq}
             for account in sorted(changed)
             for kind in sorted(changed[account])
         ]
-        await conn.execute(statement, rows)
+        await conn.execute(_MARK, rows)
         return
     for payload in _payloads(changed):
         await conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})

@@ -43,6 +43,7 @@ _T = TypeVar("_T")
 _spend = table_of(KeySpend)
 _reservations = table_of(SpendReservation)
 _leases = table_of(ProxyLease)
+_RESERVE = _reservations.insert()  # built once: per admission only its rows change
 _MONTH_ROWS = select(_spend.c.key_id, _spend.c.spent_micros).where(
     _spend.c.month == bindparam("month", type_=_spend.c.month.type)
 )
@@ -274,7 +275,7 @@ class SpendCaps:
                         }
                     )
             if rows:
-                await conn.execute(_reservations.insert(), rows)
+                await conn.execute(_RESERVE, rows)
             return admitted
 
         try:
