@@ -7,7 +7,8 @@ to come round. Here the transaction's coroutine itself runs on a dedicated threa
 loop of its own, on a connection whose calls run inline (`_InlineConnection`): the caller's
 loop makes one hop there and one back, and the statements between cost only SQLite's own work.
 
-Each thread owns one connection, so transactions run there one at a time.
+Each thread owns one connection, held open between its transactions (a pool checkout and
+its reset cost more than a small transaction), so transactions run there one at a time.
 - `WriterThread`: the proxy's writes, one thread (SQLite takes one writer at a time anyway); a
   wait for another process's write lock blocks this thread, never the caller's event loop.
 - `ReaderThreads`: a few threads for reads (db/reads.py); a read transaction stays open on its
@@ -19,6 +20,7 @@ event loop (its locks, futures or tasks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
@@ -30,7 +32,7 @@ import aiosqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from crabglamp.db import make_engine, write_transaction
+from crabglamp.db import WRITE_OPTION, make_engine
 
 _T = TypeVar("_T")
 
@@ -90,9 +92,30 @@ class _ConnectionThread:
             pool_size=1,
             max_overflow=0,
         )
+        self._conn: AsyncConnection | None = None  # touched on the thread only
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
+
+    async def connection(self, write: bool = False) -> AsyncConnection:
+        """The thread's one connection, kept checked out between transactions (on the thread
+        only): taking it from the pool and giving it back (a rollback) cost more than a small
+        transaction's statements. A connection found closed or invalidated is replaced."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            conn = self._conn = await self.engine.connect()
+            if write:
+                await conn.execution_options(**{WRITE_OPTION: True})
+        return conn
+
+    async def _release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):  # closing, or already broken
+                await conn.close()
 
     async def run(self, work: Awaitable[_T]) -> _T:
         """`work` (a coroutine) run on this thread; the caller's loop waits without blocking."""
@@ -102,6 +125,7 @@ class _ConnectionThread:
     async def close(self) -> None:
         if not self._thread.is_alive():
             return
+        await self.run(self._release())
         await self.run(self.engine.dispose())
         self._loop.call_soon_threadsafe(self._loop.stop)
         await asyncio.to_thread(self._thread.join)
@@ -121,8 +145,14 @@ class WriterThread(_ConnectionThread):
 
     async def transaction(self, fn: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
         async def body() -> _T:
-            async with write_transaction(self.engine) as conn:
-                return await fn(conn)
+            conn = await self.connection(write=True)
+            try:
+                async with conn.begin():  # BEGIN IMMEDIATE (WRITE_OPTION)
+                    return await fn(conn)
+            except BaseException:
+                if conn.invalidated or conn.in_transaction():
+                    await self._release()  # the rollback failed: start afresh next time
+                raise
 
         return await self.run(body())
 
@@ -140,11 +170,11 @@ class ReaderThread(_ConnectionThread):
     async def begin(self) -> AsyncConnection:
         async def body() -> AsyncConnection:
             await self._close_open()
-            conn = await self.engine.connect()
+            conn = await self.connection()
             try:
                 await conn.begin()
             except BaseException:
-                await conn.close()
+                await self._release()
                 raise
             self._open = conn
             return conn
@@ -158,7 +188,11 @@ class ReaderThread(_ConnectionThread):
     async def _close_open(self) -> None:
         if self._open is not None:
             conn, self._open = self._open, None
-            await conn.close()
+            try:
+                await conn.rollback()
+            except BaseException:
+                await self._release()
+                raise
 
 
 class ReaderThreads:

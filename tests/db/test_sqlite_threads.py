@@ -1,0 +1,62 @@
+"""SQLite's writer thread (db/sqlite_threads.py) keeps one connection between transactions: a
+transaction that fails leaves nothing behind on it, and the next one writes and is seen."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crabglamp.db import make_engine
+from crabglamp.db.reads import Reads
+from crabglamp.db.sqlite_threads import WriterThread
+from crabglamp.db.tables import table_of
+from crabglamp.models import Account
+
+_accounts = table_of(Account)
+
+
+class _Refused(Exception):
+    pass
+
+
+async def _names(conn: AsyncConnection) -> list[str]:
+    return list((await conn.execute(select(_accounts.c.name).order_by(_accounts.c.name))).scalars())
+
+
+def _adding(name: str, fail: bool = False) -> Callable[[AsyncConnection], Awaitable[None]]:
+    async def add(conn: AsyncConnection) -> None:
+        await conn.execute(
+            _accounts.insert().values(id=uuid.uuid4(), name=name, owner_user_id="u")  # type: ignore[attr-defined]
+        )
+        if fail:
+            raise _Refused(name)
+
+    return add
+
+
+async def test_a_failed_transaction_writes_nothing_and_the_next_one_commits(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "threads.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    thread = WriterThread(engine)
+    reads = Reads(engine)
+    try:
+        await thread.transaction(_adding("Ada Ltd"))
+        with pytest.raises(_Refused):
+            await thread.transaction(_adding("Half Written", fail=True))
+        await thread.transaction(_adding("Brook plc"))
+        # Another connection, and the writer's own: both see the two commits, not the failure.
+        assert await reads.run(_names) == ["Ada Ltd", "Brook plc"]
+        assert await thread.transaction(_names) == ["Ada Ltd", "Brook plc"]
+    finally:
+        await reads.close()
+        await thread.close()
+        await engine.dispose()
