@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from crabglamp.proxy.upstream_client import LeanTransport
+from crabglamp.proxy.upstream_client import LeanTransport, UpstreamClient
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -120,3 +120,56 @@ async def test_an_upstream_that_is_not_there_cannot_be_reached() -> None:
     async with _client() as client:
         with pytest.raises(httpx.ConnectError):
             await client.post("http://127.0.0.1:9/", content=b"{}")
+
+
+async def test_the_proxy_client_never_sends_one_answers_cookie_with_a_later_request(  # type: ignore[no-untyped-def]
+    upstream,
+) -> None:
+    heads: list[bytes] = []
+
+    async def sets_a_cookie(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            heads.append(head.lower())
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nset-cookie: session=customer-a; Path=/\r\n"
+                b"content-length: 2\r\n\r\nok"
+            )
+            await writer.drain()
+        writer.close()
+
+    url = await upstream(sets_a_cookie)
+    client = UpstreamClient(timeout_seconds=2, connect_seconds=2)
+    try:
+        for secret in ("customer-a", "customer-b"):
+            request = client.post(url + "/v1/chat/completions", {"authorization": secret}, b"{}")
+            response = await client.send(request)
+            assert (response.status_code, await response.aread()) == (200, b"ok")
+            await response.aclose()
+    finally:
+        await client.aclose()
+    assert len(heads) == 2
+    assert all(b"cookie:" not in head.replace(b"set-cookie:", b"") for head in heads)
+    assert b"authorization: customer-b" in heads[1]
+
+
+async def test_the_proxy_client_gives_up_on_a_silent_upstream_after_its_read_timeout(  # type: ignore[no-untyped-def]
+    upstream,
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        await asyncio.sleep(5)
+        writer.close()
+
+    url = await upstream(silent)
+    client = UpstreamClient(timeout_seconds=0.2, connect_seconds=2)
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(httpx.ReadTimeout):
+            await client.send(client.post(url + "/v1/embeddings", {}, b"{}"))
+        assert asyncio.get_running_loop().time() - started < 2
+    finally:
+        await client.aclose()

@@ -38,9 +38,7 @@ def upstream_request(proxy: Proxy, exchange: Exchange, content: bytes) -> httpx.
     headers = {"content-type": "application/json", "accept-encoding": "identity"}
     if upstream.key:
         headers["authorization"] = f"Bearer {upstream.key}"
-    return proxy.http.build_request(
-        "POST", upstream.url + _UPSTREAM_PATHS[exchange.route], content=content, headers=headers
-    )
+    return proxy.http.post(upstream.url + _UPSTREAM_PATHS[exchange.route], headers, content)
 
 
 async def open_upstream(
@@ -51,7 +49,7 @@ async def open_upstream(
     started = time.perf_counter()
     limit = exchange.remaining(proxy.config.max_request_seconds)
     try:
-        sending = within(proxy.http.send(request, stream=True), limit)
+        sending = within(proxy.http.send(request), limit)
         response = await (sending if gone is None else race(sending, gone))
     except ClientGone:
         await release(proxy, exchange, "client_disconnected")

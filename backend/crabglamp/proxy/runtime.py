@@ -25,7 +25,6 @@ import traceback
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import is_sqlite
@@ -43,7 +42,7 @@ from crabglamp.proxy.refusals import Refusal, send_refusal
 from crabglamp.proxy.requestlog import emit, log_request, log_to_stderr
 from crabglamp.proxy.reservation import month_of
 from crabglamp.proxy.streaming import speech, stream
-from crabglamp.proxy.upstream_client import LeanTransport
+from crabglamp.proxy.upstream_client import UpstreamClient
 from crabglamp.proxy.upstreams import ProxyConfig
 from crabglamp.proxy.writer import GroupCommitWriter
 
@@ -78,11 +77,7 @@ class Proxy:
             lease_ttl=timedelta(seconds=config.lease_ttl_seconds),
             heartbeat_seconds=config.heartbeat_seconds,
         )
-        self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
-            transport=LeanTransport(max_idle_per_origin=500),
-            follow_redirects=False,
-        )
+        self.http = UpstreamClient(config.timeout_seconds, config.connect_timeout_seconds)
         self.key_cache = KeyCache(engine)
         self._sweeper: asyncio.Task[None] | None = None
         self._declare_metrics()

@@ -8,9 +8,9 @@ headers and a body (whole, or streamed as it arrives), keep the connection for t
 
 This transport does that on an asyncio protocol with httptools' parser (the one uvicorn uses),
 and keeps idle connections per origin, last in first out (a connection the server closes is
-dropped as soon as the loop hears it). httpx's client stays in front of it, so callers keep
-httpx's requests, responses, decoding and exceptions (`httpx.ConnectTimeout`, `ReadTimeout`,
-`ConnectError`, `RemoteProtocolError`).
+dropped as soon as the loop hears it). Callers keep httpx's requests, responses, decoding and
+exceptions (`httpx.ConnectTimeout`, `ReadTimeout`, `ConnectError`, `RemoteProtocolError`), but
+not its client: `UpstreamClient` hands each request to the transport itself.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import cast
 
 import httptools
@@ -271,3 +271,43 @@ class LeanTransport(httpx.AsyncBaseTransport):
             for conn in waiting:
                 conn.close()
         self._idle.clear()
+
+
+class UpstreamClient:
+    """POSTs to the upstreams on `LeanTransport`, without httpx's client in front of it.
+
+    The client was ~13 % of the proxy's CPU under load (building each request from its defaults,
+    auth and redirect flows, wrapping the body) for nothing the proxy needs, and its cookie jar
+    kept what one customer's upstream answer set, to send it with every later request of any
+    customer to that upstream. Here a request is the URL (parsed once per upstream path), the
+    headers given and the body; the timeouts travel in its extensions, as httpx's client sends
+    them, and the transport reads them there."""
+
+    def __init__(
+        self, timeout_seconds: float, connect_seconds: float, max_idle_per_origin: int = 500
+    ) -> None:
+        self.transport = LeanTransport(max_idle_per_origin=max_idle_per_origin)
+        self._timeouts = {
+            "connect": connect_seconds,
+            "read": timeout_seconds,
+            "write": timeout_seconds,
+            "pool": timeout_seconds,
+        }
+        self._urls: dict[str, httpx.URL] = {}
+
+    def post(self, url: str, headers: Mapping[str, str], content: bytes) -> httpx.Request:
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = httpx.URL(url)
+        return httpx.Request(
+            "POST", parsed, headers=headers, content=content, extensions={"timeout": self._timeouts}
+        )
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """The upstream's status and headers; the body is read from the response as it comes."""
+        response = await self.transport.handle_async_request(request)
+        response.request = request
+        return response
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
