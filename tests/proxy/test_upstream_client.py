@@ -160,8 +160,8 @@ async def test_the_proxy_client_gives_up_on_a_silent_upstream_after_its_read_tim
     upstream,
 ) -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(65536)
-        await asyncio.sleep(5)
+        await reader.read(65536)  # the request, never answered
+        await reader.read()  # until the client gives up and hangs up
         writer.close()
 
     url = await upstream(silent)
