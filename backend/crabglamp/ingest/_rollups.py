@@ -1,7 +1,8 @@
 """Rollups, maintained in the recording transaction: the sums that the read side (usage/) reads.
 
 Each `add_*_rollups` sums one batch's new rows in Python first and then adds the sums to their
-tables (`db.bulk.add_to_sums`): a batch of thousands of events touches far fewer rollup rows.
+tables in one call (`db.bulk.add_to_all_sums`, on PostgreSQL one statement): a batch of
+thousands of events touches far fewer rollup rows.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crabglamp.db.bulk import add_to_sums, carried_columns
+from crabglamp.db.bulk import Sums, add_to_all_sums, carried_columns
 from crabglamp.db.tables import table_of
 from crabglamp.intervals import compute_cost_pieces
 from crabglamp.models import (
@@ -52,16 +53,16 @@ LLM_CATEGORY_SUMS: tuple[str, ...] = LLM_SUMS[4:]
 _CATEGORY_DEFAULTS: dict[str, int] = dict.fromkeys(LLM_CATEGORY_SUMS, 0)
 
 
-async def _upsert(
-    conn: AsyncConnection,
+def _batch(
     model: Any,
     key_columns: tuple[str, ...],
     sums: dict[tuple[Any, ...], list[int]],
     sum_columns: tuple[str, ...],
-) -> None:
-    # add_to_sums orders the rows itself (one lock order for every writer).
-    rows = [(*key, *values) for key, values in sums.items()]
-    await add_to_sums(conn, table_of(model), key_columns, sum_columns, rows)
+) -> Sums:
+    # add_to_all_sums orders the rows itself (one lock order for every writer).
+    return Sums(
+        table_of(model), key_columns, sum_columns, [(*key, *values) for key, values in sums.items()]
+    )
 
 
 def _llm_sum_columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
@@ -73,21 +74,24 @@ def _llm_sum_columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
 
 async def add_llm_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     columns, sums, hourly = _llm_sums(rows)
-    await _upsert(
+    await add_to_all_sums(
         conn,
-        LlmHourly,
-        ("account_id", "key_id", "hour"),
-        hourly,
-        ("cost_micros", "request_count"),
+        [
+            _batch(
+                LlmHourly,
+                ("account_id", "key_id", "hour"),
+                hourly,
+                ("cost_micros", "request_count"),
+            ),
+            _batch(
+                LlmDaily,
+                ("account_id", "day", "key_id", "agent_id", "provider", "model"),
+                sums,
+                columns,
+            ),
+            *_coarse_llm_sums(sums, columns),
+        ],
     )
-    await _upsert(
-        conn,
-        LlmDaily,
-        ("account_id", "day", "key_id", "agent_id", "provider", "model"),
-        sums,
-        columns,
-    )
-    await _add_coarse_llm_rollups(conn, sums, columns)
 
 
 _Sums = dict[tuple[Any, ...], list[int]]
@@ -119,9 +123,7 @@ def _llm_sums(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], _Sums, _Sums
     return columns, sums, hourly
 
 
-async def _add_coarse_llm_rollups(
-    conn: AsyncConnection, sums: dict[tuple[Any, ...], list[int]], columns: tuple[str, ...]
-) -> None:
+def _coarse_llm_sums(sums: _Sums, columns: tuple[str, ...]) -> list[Sums]:
     # The usage response's breakdowns, summed from llm_daily's batch sums (far fewer than
     # the events), so a month is read from a few thousand rows instead of llm_daily's.
     by_model: dict[tuple[Any, ...], list[int]] = {}
@@ -143,41 +145,21 @@ async def _add_coarse_llm_rollups(
         acc[1] += count
     by_agent_month = _regrouped(by_agent, _month_of)
     by_key_month = _regrouped(by_key, _month_of)
-    await _upsert(
-        conn,
-        LlmDailyModel,
-        ("account_id", "day", "provider", "model"),
-        by_model,
-        columns,
-    )
-    await _upsert(
-        conn,
-        LlmDailyAgent,
-        ("account_id", "day", "agent_id"),
-        by_agent,
-        ("cost_micros", "request_count"),
-    )
-    await _upsert(
-        conn,
-        LlmDailyKey,
-        ("account_id", "day", "key_id", "provider"),
-        by_key,
-        ("cost_micros", "request_count"),
-    )
-    await _upsert(
-        conn,
-        LlmMonthlyAgent,
-        ("account_id", "month", "agent_id"),
-        by_agent_month,
-        ("cost_micros", "request_count"),
-    )
-    await _upsert(
-        conn,
-        LlmMonthlyKey,
-        ("account_id", "month", "key_id", "provider"),
-        by_key_month,
-        ("cost_micros", "request_count"),
-    )
+    cost_and_count = ("cost_micros", "request_count")
+    return [
+        _batch(LlmDailyModel, ("account_id", "day", "provider", "model"), by_model, columns),
+        _batch(LlmDailyAgent, ("account_id", "day", "agent_id"), by_agent, cost_and_count),
+        _batch(LlmDailyKey, ("account_id", "day", "key_id", "provider"), by_key, cost_and_count),
+        _batch(
+            LlmMonthlyAgent, ("account_id", "month", "agent_id"), by_agent_month, cost_and_count
+        ),
+        _batch(
+            LlmMonthlyKey,
+            ("account_id", "month", "key_id", "provider"),
+            by_key_month,
+            cost_and_count,
+        ),
+    ]
 
 
 def _regrouped(sums: _Sums, coarser: Callable[[tuple[Any, ...]], tuple[Any, ...]]) -> _Sums:
@@ -208,13 +190,16 @@ async def add_voice_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -
         acc[1] += r["characters"]
         acc[2] += 1
     columns = ("cost_micros", "characters", "request_count")
-    await _upsert(conn, VoiceDaily, ("account_id", "day", "agent_id", "voice_model"), sums, columns)
     # (account, day, agent, model) summed over agents, and over models by month.
     by_model = _regrouped(sums, lambda k: (k[0], k[1], k[3]))
-    await _upsert(conn, VoiceDailyModel, ("account_id", "day", "voice_model"), by_model, columns)
     by_agent_month = _regrouped(sums, lambda k: _month_of(k[:3]))
-    await _upsert(
-        conn, VoiceMonthlyAgent, ("account_id", "month", "agent_id"), by_agent_month, columns
+    await add_to_all_sums(
+        conn,
+        [
+            _batch(VoiceDaily, ("account_id", "day", "agent_id", "voice_model"), sums, columns),
+            _batch(VoiceDailyModel, ("account_id", "day", "voice_model"), by_model, columns),
+            _batch(VoiceMonthlyAgent, ("account_id", "month", "agent_id"), by_agent_month, columns),
+        ],
     )
 
 
@@ -234,10 +219,14 @@ async def add_compute_rollups(conn: AsyncConnection, rows: list[dict[str, Any]])
             acc = sums.setdefault(key, [0, 0])
             acc[0] += cost
             acc[1] += length
-    await _upsert(
+    await add_to_all_sums(
         conn,
-        ComputeDaily,
-        ("account_id", "day", "agent_id", "plain_vm_id", "state"),
-        sums,
-        ("cost_micros", "duration_us"),
+        [
+            _batch(
+                ComputeDaily,
+                ("account_id", "day", "agent_id", "plain_vm_id", "state"),
+                sums,
+                ("cost_micros", "duration_us"),
+            )
+        ],
     )
