@@ -12,13 +12,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
-from crabglamp.db.bulk import add_to_sums, existing_ids, insert_rows
+from crabglamp.db.bulk import Sums, add_to_all_sums, add_to_sums, existing_ids, insert_rows
 from crabglamp.db.tables import table_of
-from crabglamp.models import NONE_ID, ComputeInterval, LlmDaily, LlmEvent
+from crabglamp.models import (
+    NONE_ID,
+    ComputeInterval,
+    LlmDaily,
+    LlmDailyAgent,
+    LlmDailyKey,
+    LlmEvent,
+)
 
 _events = table_of(LlmEvent)
 _intervals = table_of(ComputeInterval)
 _daily = table_of(LlmDaily)
+_daily_key = table_of(LlmDailyKey)
+_daily_agent = table_of(LlmDailyAgent)
 
 
 def _event(event_id: str, **overrides: Any) -> dict[str, Any]:
@@ -54,15 +63,20 @@ async def _raw(engine: AsyncEngine, table: Any, ids: list[str]) -> dict[str, tup
         return {row[0]: tuple(row[1:]) for row in rows if row[0] in ids}
 
 
-async def test_bulk_insert_stores_what_core_stores(engine: AsyncEngine) -> None:
+# One request's event, and a batch large enough for PostgreSQL's COPY.
+@pytest.mark.parametrize("copies", [1, 17], ids=["small", "copied"])
+async def test_bulk_insert_stores_what_core_stores(engine: AsyncEngine, copies: int) -> None:
     variants = [
         {},
         {"agent_id": uuid.uuid4(), "status": "error", "service_tier": None, "estimated": False},
         # A whole second, and a datetime given in another zone, as the ingest path converts it.
         {"ts": datetime(2026, 10, 31, 23, 59, 59, 999_999, tzinfo=UTC)},
         {"ts": datetime(2026, 11, 1, 1, 0, tzinfo=timezone(timedelta(hours=2))).astimezone(UTC)},
+        # A moment without microseconds, and one with a single microsecond.
+        {"ts": datetime(2026, 12, 6, 23, 0, 1, tzinfo=UTC)},
+        {"ts": datetime(2026, 12, 7, 0, 30, 0, 5, tzinfo=UTC)},
     ]
-    core = [_event(f"core-{i}", **v) for i, v in enumerate(variants)]
+    core = [_event(f"core-{i}", **v) for i, v in enumerate(variants * copies)]
     bulk = [_event(f"bulk-{i}", **(core[i] | {"id": f"bulk-{i}"})) for i in range(len(core))]
     async with write_transaction(engine) as conn:
         await conn.execute(_events.insert(), core)
@@ -185,3 +199,29 @@ async def test_bulk_insert_of_a_stored_id_raises_integrity_error(engine: AsyncEn
             await insert_rows(conn, _events, [_event("fresh"), _event("taken")])
     async with read_transaction(engine) as conn:
         assert await existing_ids(conn, _events, ["fresh", "taken"]) == {"taken"}
+
+
+async def test_sums_for_several_tables_are_added_together_in_one_call(engine: AsyncEngine) -> None:
+    by_key = ("account_id", "day", "key_id", "provider")
+    by_agent = ("account_id", "day", "agent_id")
+    counted = ("cost_micros", "request_count")
+    account, day = uuid.UUID(int=3), date(2026, 12, 6)
+    for cost in (7, 5):
+        async with write_transaction(engine) as conn:
+            await add_to_all_sums(
+                conn,
+                [
+                    Sums(_daily_key, by_key, counted, [(account, day, NONE_ID, "openai", cost, 1)]),
+                    Sums(_daily_agent, by_agent, counted, []),  # nothing to add: left out
+                    Sums(_daily_agent, by_agent, counted, [(account, day, NONE_ID, cost * 2, 1)]),
+                ],
+            )
+    async with read_transaction(engine) as conn:
+        keys = (
+            await conn.execute(select(_daily_key.c.cost_micros, _daily_key.c.request_count))
+        ).all()
+        agents = (
+            await conn.execute(select(_daily_agent.c.cost_micros, _daily_agent.c.request_count))
+        ).all()
+    assert [tuple(r) for r in keys] == [(12, 2)]
+    assert [tuple(r) for r in agents] == [(24, 2)]
