@@ -114,6 +114,26 @@ async def test_concurrent_admissions_never_reserve_past_the_cap(
     assert await _spend(engine, key.key.id) == MonthSpend(0, 100 * CENT)
 
 
+@pytest.mark.parametrize(("cap_cents", "expected"), [(200, 12), (75, 7)], ids=["all", "some"])
+async def test_a_burst_of_one_key_is_admitted_exactly_as_far_as_its_cap_allows(
+    engine: AsyncEngine, caps: SpendCaps, cap_cents: int, expected: int
+) -> None:
+    # Admissions that arrive together are decided together (all of a key's at once when they
+    # fit, else one by one): the outcome is the same as deciding each alone.
+    key = await make_key(engine, cap_micros=cap_cents * CENT)
+    opening = await _reserve(caps, key, 5 * CENT)  # the month's row exists from here on
+    assert isinstance(opening, Reservation)
+    outcomes = await asyncio.gather(*(_reserve(caps, key, 10 * CENT) for _ in range(12)))
+    admitted = [o for o in outcomes if isinstance(o, Reservation)]
+    assert len(admitted) == expected
+    assert len({r.id for r in admitted}) == expected
+    assert all(isinstance(o, CapExceeded) for o in outcomes if o not in admitted)
+    assert await _spend(engine, key.key.id) == MonthSpend(0, (5 + 10 * expected) * CENT)
+    for reservation in [opening, *admitted]:
+        await caps.release(reservation)
+    assert await _spend(engine, key.key.id) == MonthSpend(0, 0)
+
+
 async def test_a_new_calendar_month_starts_from_zero(
     engine: AsyncEngine, caps: SpendCaps, writer: GroupCommitWriter
 ) -> None:

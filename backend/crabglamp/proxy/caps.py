@@ -253,14 +253,39 @@ class SpendCaps:
         # One lock order for every transaction that updates key_spend rows: no deadlocks.
         batch.sort(key=lambda a: (str(a.key_id), a.month))
 
+        # The requests of one key, month and secret: admitted together when all of them fit.
+        groups: dict[tuple[uuid.UUID, date, str], list[int]] = {}
+        for index, a in enumerate(batch):
+            groups.setdefault((a.key_id, a.month, a.secret_hash), []).append(index)
+
+        async def admit_together(conn: AsyncConnection, indexes: list[int]) -> bool:
+            """One UPDATE for the whole group: spent + reserved + their estimates' sum within
+            the cap is exactly when admitting them one by one would admit every one (no
+            estimate is negative). The latest `now` judges the secret's grace period for all."""
+            first = batch[indexes[0]]
+            params = admission_params(
+                first.key_id,
+                first.month,
+                first.secret_hash,
+                sum(batch[i].estimate_micros for i in indexes),
+                max(batch[i].now for i in indexes),
+            )
+            return bool((await conn.execute(ADMISSION, params)).rowcount == 1)
+
         async def admit(conn: AsyncConnection) -> dict[int, Reservation]:
             admitted: dict[int, Reservation] = {}
             rows = []
-            for index, a in enumerate(batch):
-                params = admission_params(
-                    a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now
-                )
-                if (await conn.execute(ADMISSION, params)).rowcount == 1:
+            for indexes in groups.values():
+                together = len(indexes) > 1 and await admit_together(conn, indexes)
+                for index in indexes:
+                    a = batch[index]
+                    if not together:
+                        # Alone, or the group did not fit: one by one, as many as fit.
+                        params = admission_params(
+                            a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now
+                        )
+                        if (await conn.execute(ADMISSION, params)).rowcount != 1:
+                            continue
                     r = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
                     admitted[index] = r
                     rows.append(
