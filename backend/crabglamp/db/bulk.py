@@ -216,7 +216,8 @@ async def add_to_sums(
 
 
 async def add_to_all_sums(conn: AsyncConnection, batches: Sequence[Sums]) -> None:
-    """Upsert each batch of sums into its table, in the order given.
+    """Upsert each batch of sums into its table, in the order given (each table at most once:
+    on PostgreSQL the batches are parts of one statement, which may not touch a row twice).
 
     PostgreSQL writes each table's rows sorted by key, so that every writer takes its row locks
     in one order and concurrent upserts cannot deadlock (SQLite has one writer at a time), and
