@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
-from crabglamp.db.bulk import Sums, add_to_all_sums, add_to_sums, existing_ids, insert_rows
+from crabglamp.db.bulk import Sums, add_to_all_sums, existing_ids, insert_rows
 from crabglamp.db.tables import table_of
 from crabglamp.models import (
     NONE_ID,
@@ -142,7 +142,7 @@ async def test_bulk_insert_quotes_reserved_column_names_and_keeps_nulls(
     assert [g["plain_vm_id"] for g in got] == [None, uuid.UUID(int=9)]
 
 
-async def test_add_to_sums_inserts_new_keys_and_adds_to_existing_ones(engine: AsyncEngine) -> None:
+async def test_adding_sums_inserts_new_keys_and_adds_to_existing_ones(engine: AsyncEngine) -> None:
     key_columns = ("account_id", "day", "key_id", "agent_id", "provider", "model")
     sum_columns = ("cost_micros", "request_count", "input_tokens", "output_tokens")
     account, key = uuid.UUID(int=1), uuid.UUID(int=2)
@@ -151,9 +151,13 @@ async def test_add_to_sums_inserts_new_keys_and_adds_to_existing_ones(engine: As
         return (account, date(2026, 10, day), key, NONE_ID, "openai", model, cost, 1, 10, 5)
 
     async with write_transaction(engine) as conn:
-        await add_to_sums(conn, _daily, key_columns, sum_columns, [row(1, "a", 7), row(2, "a", 1)])
+        await add_to_all_sums(
+            conn, [Sums(_daily, key_columns, sum_columns, [row(1, "a", 7), row(2, "a", 1)])]
+        )
     async with write_transaction(engine) as conn:
-        await add_to_sums(conn, _daily, key_columns, sum_columns, [row(1, "a", 5), row(1, "b", 3)])
+        await add_to_all_sums(
+            conn, [Sums(_daily, key_columns, sum_columns, [row(1, "a", 5), row(1, "b", 3)])]
+        )
     async with read_transaction(engine) as conn:
         stored = await conn.execute(
             select(_daily.c.day, _daily.c.model, _daily.c.cost_micros, _daily.c.request_count)

@@ -204,17 +204,6 @@ class Sums:
     rows: Sequence[Sequence[Any]]
 
 
-async def add_to_sums(
-    conn: AsyncConnection,
-    table: Table,
-    key_columns: tuple[str, ...],
-    sum_columns: tuple[str, ...],
-    rows: Sequence[Sequence[Any]],
-) -> None:
-    """Upsert rows of (*key, *sums) into one table (`add_to_all_sums` of one `Sums`)."""
-    await add_to_all_sums(conn, [Sums(table, key_columns, sum_columns, rows)])
-
-
 async def add_to_all_sums(conn: AsyncConnection, batches: Sequence[Sums]) -> None:
     """Upsert each batch of sums into its table, in the order given (each table at most once:
     on PostgreSQL the batches are parts of one statement, which may not touch a row twice).
