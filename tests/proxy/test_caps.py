@@ -116,7 +116,7 @@ async def test_concurrent_admissions_never_reserve_past_the_cap(
 
 @pytest.mark.parametrize(("cap_cents", "expected"), [(200, 12), (75, 7)], ids=["all", "some"])
 async def test_a_burst_of_one_key_is_admitted_exactly_as_far_as_its_cap_allows(
-    engine: AsyncEngine, caps: SpendCaps, cap_cents: int, expected: int
+    fixed_clock: datetime, engine: AsyncEngine, caps: SpendCaps, cap_cents: int, expected: int
 ) -> None:
     # Admissions that arrive together are decided together (all of a key's at once when they
     # fit, else one by one): the outcome is the same as deciding each alone.
