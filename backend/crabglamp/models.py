@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, Date, DateTime, Index, Integer, UniqueConstraint
+from sqlalchemy import BigInteger, Date, DateTime, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 # Rollup keys cannot hold NULL (NULLs never conflict in a unique index), so "no agent" and
@@ -176,7 +176,18 @@ class VoiceEvent(SQLModel, table=True):
 
 class ComputeInterval(SQLModel, table=True):
     __tablename__ = "compute_interval"
-    __table_args__ = (Index("ix_compute_interval_account_start", "account_id", "start"),)
+    __table_args__ = (
+        Index("ix_compute_interval_account_start", "account_id", "start"),
+        # Only the open intervals, about one per agent and VM: usage() accrues them and billing
+        # looks for them by account, which the index above answers by walking all of its history.
+        Index(
+            "ix_compute_interval_open",
+            "account_id",
+            "start",
+            sqlite_where=text('"end" IS NULL'),
+            postgresql_where=text('"end" IS NULL'),
+        ),
+    )
     id: str = Field(primary_key=True)
     account_id: uuid.UUID
     agent_id: uuid.UUID | None = None

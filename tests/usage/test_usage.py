@@ -323,6 +323,41 @@ async def test_open_intervals_accrue_in_usage_until_now(engine: AsyncEngine, acm
     assert november_.compute.total_micros == 36 * CENT + 20 * CENT
 
 
+async def test_closed_and_open_compute_of_one_agent_make_one_entry_a_day(
+    engine: AsyncEngine, acme: Tenant
+) -> None:
+    # Closed time is read from the daily rollup, open time from the interval itself (where "no
+    # agent" is stored differently): the same agent, or none, must still be one entry a day.
+    await Ingestor(engine).record(
+        [
+            ComputeRecord("bot-closed", acme.account_id, at("2026-12-01T00:00:00"), at("2026-12-01T02:00:00"), 10 * CENT, "running", acme.support_bot),
+            ComputeRecord("bot-open", acme.account_id, at("2026-12-01T04:00:00"), None, 10 * CENT, "paused", acme.support_bot),
+            ComputeRecord("none-closed", acme.account_id, at("2026-12-01T00:00:00"), at("2026-12-01T01:00:00"), 10 * CENT),
+            ComputeRecord("none-open", acme.account_id, at("2026-12-01T05:00:00"), None, 10 * CENT),
+        ]
+    )  # fmt: skip
+    async with read_transaction(engine) as conn:
+        spent = await usage(
+            conn,
+            UsageQuery(parse_month("2026-12"), (acme.account_id,)),
+            now=at("2026-12-01T06:00:00"),
+        )
+    first = spent.compute.daily[0]
+    by_agent = {a.agent_id: a for a in first.agents}
+    assert len(first.agents) == 2
+    bot, none = by_agent[acme.support_bot], by_agent[None]
+    assert (bot.agent_name, bot.running_micros, bot.paused_micros) == (
+        "support-bot",
+        20 * CENT,
+        20 * CENT,
+    )
+    assert (none.agent_name, none.running_micros) == (None, 10 * CENT + 10 * CENT)
+    assert [(a.agent_id, a.total_micros) for a in spent.compute.agents] == [
+        (acme.support_bot, 40 * CENT),
+        (None, 20 * CENT),
+    ]
+
+
 # The request log: keyset pages over the raw events
 
 

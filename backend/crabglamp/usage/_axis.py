@@ -8,12 +8,15 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
     Select,
     String,
+    Table,
+    bindparam,
     cast,
     func,
     select,
@@ -32,11 +35,49 @@ from crabglamp.usage.query import UsageQuery
 _T = TypeVar("_T")
 
 
-def in_period(table: Any, query: UsageQuery) -> list[Any]:
-    conditions = [table.c.day >= query.period.start, table.c.day <= query.period.end]
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What the text of a query's statements depends on; the values go in as named parameters
+    (`parameters`). The statements are built once per shape (`functools.cache`): SQLAlchemy takes
+    0.1-0.2 ms to build a select, and a month's answer reads a dozen."""
+
+    accounts: bool  # limited to some accounts (otherwise platform-wide)
+    agent: bool  # limited to one agent
+    months: bool  # has whole months, read from the monthly rollups
+    days: int  # ranges of days left over at either end of them: 0, 1 or 2
+
+
+def shape_of(query: UsageQuery) -> Shape:
+    spans = spans_of(query.period)
+    return Shape(
+        query.account_ids is not None,
+        query.agent_id is not None,
+        bool(spans.months),
+        len(spans.days),
+    )
+
+
+def parameters(query: UsageQuery) -> dict[str, Any]:
+    """The values of the parameters the statements of `shape_of(query)` name."""
+    spans = spans_of(query.period)
+    values: dict[str, Any] = {"start": query.period.start, "end": query.period.end}
     if query.account_ids is not None:
-        conditions.append(table.c.account_id.in_(query.account_ids))
-    return conditions
+        values["accounts"] = list(query.account_ids)
+    if query.agent_id is not None:
+        values["agent"] = query.agent_id
+    if spans.months:
+        values["month_first"], values["month_last"] = spans.months[0], spans.months[-1]
+    for i, days in enumerate(spans.days):
+        values[f"days_{i}_start"], values[f"days_{i}_end"] = days.start, days.end
+    return values
+
+
+def in_period(table: Any, shape: Shape) -> list[Any]:
+    return [
+        table.c.day >= bindparam("start"),
+        table.c.day <= bindparam("end"),
+        *in_accounts(table, shape),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,30 +119,38 @@ def _last_of_month(day: date) -> date:
     return day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
-def _accounts(table: Any, query: UsageQuery) -> list[Any]:
-    return [] if query.account_ids is None else [table.c.account_id.in_(query.account_ids)]
+def in_accounts(table: Any, shape: Shape) -> list[Any]:
+    """`table.account_id` among the query's accounts, unless it is platform-wide."""
+    if not shape.accounts:
+        return []
+    return [table.c.account_id.in_(bindparam("accounts", expanding=True))]
 
 
+@cache
 def spanning(
-    monthly: Any, daily: Any, query: UsageQuery, keys: tuple[str, ...], sums: tuple[str, ...]
+    monthly: Table, daily: Table, shape: Shape, keys: tuple[str, ...], sums: tuple[str, ...]
 ) -> Select[Any]:
     """The period's `sums` per `keys` (read raw, see `raw_id`) in one statement: whole months
     from `monthly` (keyed by `month`), the days left at either end from `daily` (by `day`), which
     must share those columns. A month's list is then a row per entry, not one per entry and day.
     """
-    spans = spans_of(query.period)
     parts: list[Select[Any]] = []
-    if spans.months:
+    if shape.months:
         month = monthly.c.month
         parts.append(
             select(*(monthly.c[name] for name in (*keys, *sums))).where(
-                month >= spans.months[0], month <= spans.months[-1], *_accounts(monthly, query)
+                month >= bindparam("month_first"),
+                month <= bindparam("month_last"),
+                *in_accounts(monthly, shape),
             )
         )
-    for days in spans.days:
+    for i in range(shape.days):
+        day = daily.c.day
         parts.append(
             select(*(daily.c[name] for name in (*keys, *sums))).where(
-                daily.c.day >= days.start, daily.c.day <= days.end, *_accounts(daily, query)
+                day >= bindparam(f"days_{i}_start"),
+                day <= bindparam(f"days_{i}_end"),
+                *in_accounts(daily, shape),
             )
         )
     source = parts[0].subquery() if len(parts) == 1 else union_all(*parts).subquery()
@@ -111,11 +160,11 @@ def spanning(
     ).group_by(*grouped)
 
 
-def scope(table: Any, query: UsageQuery) -> list[Any]:
+def scope(table: Any, shape: Shape) -> list[Any]:
     """The period, the accounts and the agent filter (the filters every rollup can answer)."""
-    conditions = in_period(table, query)
-    if query.agent_id is not None:
-        conditions.append(table.c.agent_id == query.agent_id)
+    conditions = in_period(table, shape)
+    if shape.agent:
+        conditions.append(table.c.agent_id == bindparam("agent"))
     return conditions
 
 
@@ -134,12 +183,19 @@ def raw_id(column: Any) -> ColumnElement[Any]:
 
 class Ids:
     """Raw ids as UUIDs, each parsed once per answer (SQLAlchemy's own result processing
-    parses every value on SQLite, a few microseconds each); NULL and NONE_ID are None."""
+    parses every value on SQLite, a few microseconds each); NULL and NONE_ID are None.
 
-    __slots__ = ("_known",)
+    `key(raw)` is what to index a month's entries by: a small int per distinct id, None for
+    none. A UUID's hash is a Python call, and a month's answer looks entries up thousands of
+    times; the same id read as NULL from one table and NONE_ID from another gets one key.
+    """
+
+    __slots__ = ("_by_id", "_keys", "_known")
 
     def __init__(self) -> None:
         self._known: dict[Any, uuid.UUID | None] = {None: None}
+        self._keys: dict[Any, int | None] = {None: None}
+        self._by_id: dict[uuid.UUID, int] = {}
 
     def __call__(self, raw: Any) -> uuid.UUID | None:
         try:
@@ -149,17 +205,30 @@ class Ids:
             known = self._known[raw] = None if parsed == NONE_ID else parsed
             return known
 
+    def key(self, raw: Any) -> int | None:
+        try:
+            return self._keys[raw]
+        except KeyError:
+            parsed = self(raw)
+            key = None if parsed is None else self._by_id.setdefault(parsed, len(self._by_id))
+            self._keys[raw] = key
+            return key
+
 
 async def names_of(
     conn: AsyncConnection, model: Any, ids: Iterable[uuid.UUID | None]
 ) -> dict[uuid.UUID, str]:
     wanted = sorted({i for i in ids if i is not None})
-    table = table_of(model)
+    statement = _names(table_of(model))
     names: dict[uuid.UUID, str] = {}
     for chunk in chunks(wanted):
-        rows = await conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(chunk)))
-        names.update((row[0], row[1]) for row in rows)
+        names.update((row[0], row[1]) for row in await conn.execute(statement, {"ids": chunk}))
     return names
+
+
+@cache
+def _names(table: Table) -> Select[Any]:
+    return select(table.c.id, table.c.name).where(table.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _identity(item: Any) -> tuple[str, str]:

@@ -5,25 +5,46 @@ Closed intervals come from compute_daily; open ones accrue until now, cut into d
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
+from functools import cache
+from itertools import chain
+from typing import Any
 
-from sqlalchemy import BigInteger, Date, DateTime, cast, literal_column, null, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    CompoundSelect,
+    Date,
+    DateTime,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.tables import table_of
 from crabglamp.intervals import compute_cost_pieces
 from crabglamp.models import Agent, ComputeDaily, ComputeInterval, PlainVm
 from crabglamp.periods import as_utc, utcnow
-from crabglamp.usage._axis import Ids, names_of, raw_id, scope, sorted_by_cost
+from crabglamp.usage._axis import (
+    Ids,
+    Shape,
+    in_accounts,
+    names_of,
+    parameters,
+    raw_id,
+    scope,
+    shape_of,
+    sorted_by_cost,
+)
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.results import ComputeAgentUsage, ComputeDay, ComputeUsage, PlainVmUsage
 
 
-async def compute_usage(
-    conn: AsyncConnection, query: UsageQuery, now: datetime | None = None
-) -> ComputeUsage:
-    now = as_utc(now or utcnow())
+@cache
+def _rows(shape: Shape) -> CompoundSelect[Any]:
     daily_table, intervals = table_of(ComputeDaily), table_of(ComputeInterval)
     rolled_up = select(
         daily_table.c.day,
@@ -34,18 +55,17 @@ async def compute_usage(
         daily_table.c.duration_us,
         cast(null(), DateTime(timezone=True)).label("start"),
         literal_column("0", BigInteger).label("rate"),
-    ).where(*scope(daily_table, query))
+    ).where(*scope(daily_table, shape))
     # Open intervals are not rolled up (their end is unknown); they accrue until now. One
     # statement reads both, so an interval closed meanwhile is counted once, never 0 or 2 times.
     still_open = [
         intervals.c.end.is_(None),
-        intervals.c.start < query.period.end_dt,
-        intervals.c.start < now,
+        intervals.c.start < bindparam("period_end"),
+        intervals.c.start < bindparam("now"),
+        *in_accounts(intervals, shape),
     ]
-    if query.account_ids is not None:
-        still_open.append(intervals.c.account_id.in_(query.account_ids))
-    if query.agent_id is not None:
-        still_open.append(intervals.c.agent_id == query.agent_id)
+    if shape.agent:
+        still_open.append(intervals.c.agent_id == bindparam("agent"))
     accruing = select(
         cast(null(), Date),
         raw_id(intervals.c.agent_id),
@@ -56,71 +76,84 @@ async def compute_usage(
         intervals.c.start,
         intervals.c.cents_per_hour_micros,
     ).where(*still_open)
+    return union_all(rolled_up, accruing)
+
+
+async def compute_usage(
+    conn: AsyncConnection, query: UsageQuery, now: datetime | None = None
+) -> ComputeUsage:
+    now = as_utc(now or utcnow())
+    values = parameters(query)
+    values["period_end"], values["now"] = query.period.end_dt, now
+    statement = _rows(shape_of(query))
 
     # Summed per day only; the period's totals are the days' entries added up afterwards, so
-    # each of the month's rows touches one entry, not two.
-    days: dict[
-        date, tuple[dict[uuid.UUID | None, ComputeAgentUsage], dict[uuid.UUID, PlainVmUsage]]
-    ]
+    # each of the month's rows touches one entry, not two. Entries are indexed by `Ids.key`.
+    days: dict[date, tuple[dict[int | None, ComputeAgentUsage], dict[int, PlainVmUsage]]]
     days = {d: ({}, {}) for d in query.period.days}
     ids = Ids()
-    for day, raw_agent, raw_vm, state, cost, duration, start, rate in await conn.execute(
-        union_all(rolled_up, accruing)
-    ):
-        if day is not None:
-            pieces: list[tuple[date, int, int]] = [(day, cost, duration)]
+    key = ids.key
+    rows = (await conn.execute(statement, values)).all()
+    # An open interval (a few per account) becomes the day rows it would be rolled up into.
+    accrued = [
+        (piece_day, raw_agent, raw_vm, state, piece_cost, piece_us)
+        for day, raw_agent, raw_vm, state, _cost, _us, start, rate in rows
+        if day is None
+        for piece_day, piece_cost, piece_us in compute_cost_pieces(as_utc(start), now, rate)
+        if query.period.start <= piece_day <= query.period.end
+    ]
+    for day, raw_agent, raw_vm, state, cost, duration, *_open in chain(rows, accrued):
+        if day is None:
+            continue
+        day_agents, day_vms = days[day]
+        vm_key = key(raw_vm)
+        if vm_key is not None:
+            vm = day_vms.get(vm_key)
+            if vm is None:
+                vm_id = ids(raw_vm)
+                assert vm_id is not None  # it has a key
+                vm = day_vms[vm_key] = PlainVmUsage(vm_id, None)
+            vm.cost_micros += cost
+            vm.duration_us += duration
+            continue
+        agent_key = key(raw_agent)
+        entry = day_agents.get(agent_key)
+        if entry is None:
+            entry = day_agents[agent_key] = ComputeAgentUsage(ids(raw_agent), None)
+        if state == "paused":
+            entry.paused_micros += cost
+            entry.paused_us += duration
         else:
-            pieces = [
-                piece
-                for piece in compute_cost_pieces(as_utc(start), now, rate)
-                if query.period.start <= piece[0] <= query.period.end
-            ]
-        plain_vm_id = ids(raw_vm)
-        agent = ids(raw_agent)
-        for piece_day, piece_cost, piece_us in pieces:
-            day_agents, day_vms = days[piece_day]
-            if plain_vm_id is not None:
-                vm = day_vms.get(plain_vm_id)
-                if vm is None:
-                    vm = day_vms[plain_vm_id] = PlainVmUsage(plain_vm_id, None)
-                vm.cost_micros += piece_cost
-                vm.duration_us += piece_us
-                continue
-            entry = day_agents.get(agent)
-            if entry is None:
-                entry = day_agents[agent] = ComputeAgentUsage(agent, None)
-            if state == "paused":
-                entry.paused_micros += piece_cost
-                entry.paused_us += piece_us
-            else:
-                entry.running_micros += piece_cost
-                entry.running_us += piece_us
+            entry.running_micros += cost
+            entry.running_us += duration
 
-    agents: dict[uuid.UUID | None, ComputeAgentUsage] = {}
-    vms: dict[uuid.UUID, PlainVmUsage] = {}
+    agents: dict[int | None, ComputeAgentUsage] = {}
+    vms: dict[int, PlainVmUsage] = {}
     for day_agents, day_vms in days.values():
-        for agent, entry in day_agents.items():
-            whole = agents.get(agent)
+        for agent_key, entry in day_agents.items():
+            whole = agents.get(agent_key)
             if whole is None:
-                whole = agents[agent] = ComputeAgentUsage(agent, None)
+                whole = agents[agent_key] = ComputeAgentUsage(entry.agent_id, None)
             whole.running_micros += entry.running_micros
             whole.paused_micros += entry.paused_micros
             whole.running_us += entry.running_us
             whole.paused_us += entry.paused_us
-        for vm_id, vm in day_vms.items():
-            whole_vm = vms.get(vm_id)
+        for vm_key, vm in day_vms.items():
+            whole_vm = vms.get(vm_key)
             if whole_vm is None:
-                whole_vm = vms[vm_id] = PlainVmUsage(vm_id, None)
+                whole_vm = vms[vm_key] = PlainVmUsage(vm.plain_vm_id, None)
             whole_vm.cost_micros += vm.cost_micros
             whole_vm.duration_us += vm.duration_us
 
-    agent_names = await names_of(conn, Agent, agents)
-    vm_names = await names_of(conn, PlainVm, vms)
+    names = await names_of(conn, Agent, (a.agent_id for a in agents.values()))
+    agent_names = {k: names.get(a.agent_id) if a.agent_id else None for k, a in agents.items()}
+    names = await names_of(conn, PlainVm, (v.plain_vm_id for v in vms.values()))
+    vm_names = {k: names.get(v.plain_vm_id) for k, v in vms.items()}
     for day_agents, day_vms in (*days.values(), (agents, vms)):
-        for entry in day_agents.values():
-            entry.agent_name = agent_names.get(entry.agent_id) if entry.agent_id else None
-        for vm in day_vms.values():
-            vm.plain_vm_name = vm_names.get(vm.plain_vm_id)
+        for agent_key, entry in day_agents.items():
+            entry.agent_name = agent_names[agent_key]
+        for vm_key, vm in day_vms.items():
+            vm.plain_vm_name = vm_names[vm_key]
     return ComputeUsage(
         daily=[
             ComputeDay(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -24,10 +25,13 @@ from crabglamp.models import (
 )
 from crabglamp.usage._axis import (
     Ids,
+    Shape,
     in_period,
     names_of,
+    parameters,
     raw_id,
     scope,
+    shape_of,
     sorted_by_cost,
     spanning,
     total,
@@ -44,14 +48,15 @@ from crabglamp.usage.results import (
 
 
 async def llm_usage(conn: AsyncConnection, query: UsageQuery) -> LlmUsage:
+    values = parameters(query)
     if all(f is None for f in (query.agent_id, query.key_ids, query.provider, query.model)):
         # Every breakdown has a coarse rollup of its own: a month of a big account is a few
         # hundred rows per table instead of tens of thousands of llm_daily rows.
-        days, models, agents, per_key = await _llm_from_coarse_rollups(conn, query)
+        days, models, agents, per_key = await _llm_from_coarse_rollups(conn, query, values)
     else:
         # An agent, key, provider or model filter narrows some breakdown in a way only the
         # full-grain rollup answers exactly (e.g. an agent's spend on one model).
-        days, models, agents, per_key = await _llm_from_daily(conn, query)
+        days, models, agents, per_key = await _llm_from_daily(conn, query, values)
     keys = await _keys(conn, query, per_key)
     names = await names_of(conn, Agent, agents)
     for agent_entry in agents.values():
@@ -76,51 +81,50 @@ _LlmSums = tuple[
 ]
 
 
-async def _llm_from_coarse_rollups(conn: AsyncConnection, query: UsageQuery) -> _LlmSums:
-    by_model, by_agent, by_key = (
-        table_of(LlmDailyModel),
-        table_of(LlmDailyAgent),
-        table_of(LlmDailyKey),
-    )
+async def _llm_from_coarse_rollups(
+    conn: AsyncConnection, query: UsageQuery, values: dict[str, Any]
+) -> _LlmSums:
+    shape = shape_of(query)
     days: dict[date, dict[tuple[str, str], LlmModelUsage]] = {d: {} for d in query.period.days}
-    models: dict[tuple[str, str], LlmModelUsage] = {}
-    # Several accounts may share a (day, provider, model), so the database sums over them.
-    model_rows = await conn.execute(
-        select(
-            by_model.c.day,
-            by_model.c.provider,
-            by_model.c.model,
-            *(total(by_model.c[name]) for name in LLM_MODEL_SUMS),
-        )
-        .where(*in_period(by_model, query))
-        .group_by(by_model.c.day, by_model.c.provider, by_model.c.model)
-    )
-    for day, provider, model, *sums in model_rows:
-        day_entry = days[day][(provider, model)] = LlmModelUsage(model, provider)
-        day_entry.add(sums)
-        entry = models.get((provider, model))
-        if entry is None:
-            entry = models[(provider, model)] = LlmModelUsage(model, provider)
-        entry.add(sums)
+    model_rows = await conn.execute(_day_model_rows(shape), values)
+    model_days: dict[tuple[str, str], list[list[int]]] = {}
+    for day, provider, model, *sums in model_rows.all():
+        days[day][(provider, model)] = LlmModelUsage(model, provider, *sums)
+        rows_of = model_days.get((provider, model))
+        if rows_of is None:
+            rows_of = model_days[(provider, model)] = []
+        rows_of.append(sums)
+    # Each model's period: its days' sums added column by column, in C (a month is a few
+    # hundred rows of eleven sums).
+    models = {
+        (provider, model): LlmModelUsage(model, provider, *map(sum, zip(*rows_of, strict=True)))
+        for (provider, model), rows_of in model_days.items()
+    }
     # Agents and keys over the period: whole months from the monthly rollups, a few rows each.
     agents: dict[uuid.UUID | None, LlmAgentUsage] = {}
     ids = Ids()
     agent_rows = await conn.execute(
         spanning(
             table_of(LlmMonthlyAgent),
-            by_agent,
-            query,
+            table_of(LlmDailyAgent),
+            shape,
             ("agent_id",),
             ("cost_micros", "request_count"),
-        )
+        ),
+        values,
     )
     for raw_agent, cost, count in agent_rows:
         agent = ids(raw_agent)
         agents[agent] = LlmAgentUsage(agent, None, cost, count)
     key_rows = await conn.execute(
         spanning(
-            table_of(LlmMonthlyKey), by_key, query, ("key_id",), ("cost_micros", "request_count")
-        )
+            table_of(LlmMonthlyKey),
+            table_of(LlmDailyKey),
+            shape,
+            ("key_id",),
+            ("cost_micros", "request_count"),
+        ),
+        values,
     )
     per_key: dict[uuid.UUID, list[int]] = {}
     for raw_key, cost, count in key_rows:
@@ -130,9 +134,27 @@ async def _llm_from_coarse_rollups(conn: AsyncConnection, query: UsageQuery) -> 
     return days, models, agents, per_key
 
 
-async def _llm_from_daily(conn: AsyncConnection, query: UsageQuery) -> _LlmSums:
+@cache
+def _day_model_rows(shape: Shape) -> Select[Any]:
+    by_model = table_of(LlmDailyModel)
+    # Several accounts may share a (day, provider, model), so the database sums over them.
+    return (
+        select(
+            by_model.c.day,
+            by_model.c.provider,
+            by_model.c.model,
+            *(total(by_model.c[name]) for name in LLM_MODEL_SUMS),
+        )
+        .where(*in_period(by_model, shape))
+        .group_by(by_model.c.day, by_model.c.provider, by_model.c.model)
+    )
+
+
+async def _llm_from_daily(
+    conn: AsyncConnection, query: UsageQuery, values: dict[str, Any]
+) -> _LlmSums:
     table = table_of(LlmDaily)
-    conditions = scope(table, query)
+    conditions = scope(table, shape_of(query))
     if query.key_ids is not None:
         conditions.append(table.c.key_id.in_(query.key_ids))
     if query.provider is not None:
@@ -147,7 +169,8 @@ async def _llm_from_daily(conn: AsyncConnection, query: UsageQuery) -> _LlmSums:
             table.c.provider,
             table.c.model,
             *(table.c[name] for name in LLM_MODEL_SUMS),
-        ).where(and_(*conditions))
+        ).where(and_(*conditions)),
+        values,
     )
     days: dict[date, dict[tuple[str, str], LlmModelUsage]] = {d: {} for d in query.period.days}
     models: dict[tuple[str, str], LlmModelUsage] = {}
@@ -173,45 +196,74 @@ async def _llm_from_daily(conn: AsyncConnection, query: UsageQuery) -> _LlmSums:
     return days, models, agents, per_key
 
 
-async def _keys(
-    conn: AsyncConnection, query: UsageQuery, per_key: dict[uuid.UUID, list[int]]
-) -> list[LlmKeyUsage]:
-    """Keys that spent under the filters; and, unless an agent or model filter narrows the
-    spending, every other key in scope at zero, so a quiet key still has its card."""
+@cache
+def _key_rows(accounts: bool, keys: bool, provider: bool, by_id: bool) -> Select[Any]:
+    """The keys in scope (filtered by what is True), or `by_id` those of a list of ids."""
     table = table_of(VirtualKey)
     columns = (
         table.c.id,
         table.c.name,
         table.c.provider,
         table.c.spend_cap_micros,
-        table.c.account_id,
+        raw_id(table.c.account_id),  # the same few accounts on every row: parsed once each
         table.c.status,
     )
+    conditions: list[ColumnElement[bool]] = []
+    if accounts:
+        conditions.append(table.c.account_id.in_(bindparam("accounts", expanding=True)))
+    if keys:
+        conditions.append(table.c.id.in_(bindparam("keys", expanding=True)))
+    if provider:
+        conditions.append(table.c.provider == bindparam("provider"))
+    if by_id:
+        conditions.append(table.c.id.in_(bindparam("ids", expanding=True)))
+    return select(*columns).where(*conditions)
+
+
+async def _keys(
+    conn: AsyncConnection, query: UsageQuery, per_key: dict[uuid.UUID, list[int]]
+) -> list[LlmKeyUsage]:
+    """Keys that spent under the filters; and, unless an agent or model filter narrows the
+    spending, every other key in scope at zero, so a quiet key still has its card."""
     found: dict[uuid.UUID, Any] = {}
     if query.agent_id is None and query.model is None:
-        in_scope: list[ColumnElement[bool]] = []
-        if query.account_ids is not None:
-            in_scope.append(table.c.account_id.in_(query.account_ids))
-        if query.key_ids is not None:
-            in_scope.append(table.c.id.in_(query.key_ids))
-        if query.provider is not None:
-            in_scope.append(table.c.provider == query.provider)
-        found.update((row[0], row) for row in await conn.execute(select(*columns).where(*in_scope)))
+        in_scope = _key_rows(
+            query.account_ids is not None,
+            query.key_ids is not None,
+            query.provider is not None,
+            by_id=False,
+        )
+        values = {
+            "accounts": list(query.account_ids or ()),
+            "keys": list(query.key_ids or ()),
+            "provider": query.provider,
+        }
+        found.update((row[0], row) for row in await conn.execute(in_scope, values))
     # Keys that spent but are not among those: under an agent or model filter, or a key with
     # no provider of its own that spent on the filtered provider.
+    by_id = _key_rows(False, False, False, by_id=True)
     for chunk in chunks(sorted(set(per_key) - found.keys())):
-        rows = await conn.execute(select(*columns).where(table.c.id.in_(chunk)))
-        found.update((row[0], row) for row in rows)
+        found.update((row[0], row) for row in await conn.execute(by_id, {"ids": chunk}))
     keys = []
-    for key_id, name, provider, cap, account_id, status in found.values():
+    accounts = Ids()
+    for key_id, name, provider, cap, raw_account, status in found.values():
         spent, count = per_key.get(key_id, (0, 0))
+        account_id = accounts(raw_account)
+        assert account_id is not None  # an account's id is never NONE_ID
         keys.append(LlmKeyUsage(key_id, name, provider, cap, account_id, status, spent, count))
     return sorted(keys, key=lambda k: (-k.total_micros, k.key_name, str(k.key_id)))
 
 
-async def _has_keys(conn: AsyncConnection, query: UsageQuery) -> bool:
+@cache
+def _any_key(accounts: bool) -> Select[Any]:
     table = table_of(VirtualKey)
     statement = select(table.c.id).limit(1)
-    if query.account_ids is not None:
-        statement = statement.where(table.c.account_id.in_(query.account_ids))
-    return (await conn.execute(statement)).first() is not None
+    if accounts:
+        statement = statement.where(table.c.account_id.in_(bindparam("accounts", expanding=True)))
+    return statement
+
+
+async def _has_keys(conn: AsyncConnection, query: UsageQuery) -> bool:
+    statement = _any_key(query.account_ids is not None)
+    values = {"accounts": list(query.account_ids or ())}
+    return (await conn.execute(statement, values)).first() is not None

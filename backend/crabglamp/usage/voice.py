@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from functools import cache
+from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.tables import table_of
 from crabglamp.models import Agent, VoiceDaily, VoiceDailyModel, VoiceMonthlyAgent
 from crabglamp.usage._axis import (
     Ids,
+    Shape,
     in_period,
     names_of,
+    parameters,
     raw_id,
     scope,
+    shape_of,
     sorted_by_cost,
     spanning,
     total,
@@ -24,31 +29,34 @@ from crabglamp.usage._axis import (
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.results import VoiceAgentUsage, VoiceDay, VoiceModelUsage, VoiceUsage
 
+_SUMS = ("cost_micros", "characters", "request_count")
+
+
+@cache
+def _day_model_rows(shape: Shape) -> Select[Any]:
+    by_model = table_of(VoiceDailyModel)
+    return (
+        select(by_model.c.day, by_model.c.voice_model, *(total(by_model.c[n]) for n in _SUMS))
+        .where(*in_period(by_model, shape))
+        .group_by(by_model.c.day, by_model.c.voice_model)
+    )
+
 
 async def voice_usage(conn: AsyncConnection, query: UsageQuery) -> VoiceUsage:
     daily_table = table_of(VoiceDaily)
-    columns = ("cost_micros", "characters", "request_count")
+    shape, values = shape_of(query), parameters(query)
     if query.agent_id is None and query.voice_model is None:
         # The chart from its own rollup (day x model), the agents of whole months from theirs:
         # a month is a few hundred rows instead of one per day, agent and model.
-        by_model = table_of(VoiceDailyModel)
-        by_day_model = (
-            select(
-                by_model.c.day,
-                by_model.c.voice_model,
-                *(total(by_model.c[name]) for name in columns),
-            )
-            .where(*in_period(by_model, query))
-            .group_by(by_model.c.day, by_model.c.voice_model)
-        )
-        by_agent = spanning(table_of(VoiceMonthlyAgent), daily_table, query, ("agent_id",), columns)
+        by_day_model = _day_model_rows(shape)
+        by_agent = spanning(table_of(VoiceMonthlyAgent), daily_table, shape, ("agent_id",), _SUMS)
     else:
         # An agent or model filter: only voice_daily has both.
-        conditions = scope(daily_table, query)
+        conditions = scope(daily_table, shape)
         if query.voice_model is not None:
             conditions.append(daily_table.c.voice_model == query.voice_model)
         where = and_(*conditions)
-        sums = [total(daily_table.c[name]) for name in columns]
+        sums = [total(daily_table.c[name]) for name in _SUMS]
         # The database sums, which beats building and adding thousands of rows in Python.
         by_day_model = (
             select(daily_table.c.day, daily_table.c.voice_model, *sums)
@@ -62,7 +70,9 @@ async def voice_usage(conn: AsyncConnection, query: UsageQuery) -> VoiceUsage:
         )
     days: dict[date, dict[str, VoiceModelUsage]] = {d: {} for d in query.period.days}
     models: dict[str, VoiceModelUsage] = {}
-    for day, voice_model, day_cost, day_characters, count in await conn.execute(by_day_model):
+    for day, voice_model, day_cost, day_characters, count in await conn.execute(
+        by_day_model, values
+    ):
         days[day][voice_model] = VoiceModelUsage(voice_model, day_cost, day_characters, count)
         entry = models.get(voice_model)
         if entry is None:
@@ -72,7 +82,7 @@ async def voice_usage(conn: AsyncConnection, query: UsageQuery) -> VoiceUsage:
         entry.request_count += count
     agents: dict[uuid.UUID | None, VoiceAgentUsage] = {}
     ids = Ids()
-    for raw_agent, agent_cost, agent_characters, _count in await conn.execute(by_agent):
+    for raw_agent, agent_cost, agent_characters, _count in await conn.execute(by_agent, values):
         agent = ids(raw_agent)
         agents[agent] = VoiceAgentUsage(agent, None, agent_cost, agent_characters)
     names = await names_of(conn, Agent, agents)
