@@ -49,7 +49,6 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.responses import JSONResponse
 
 from benchmarks.dataset import BENCH_DIR, BENCH_MONTH, Dataset
 from benchmarks.registry import Context, Result, benchmark, percentile
@@ -57,7 +56,7 @@ from crabglamp.access import Caller
 from crabglamp.api.auth import Authenticator
 from crabglamp.api.graphql.context import make_context
 from crabglamp.api.graphql.schema import build_schema
-from crabglamp.api.rest import usage_json
+from crabglamp.api.rest import UsageResponse, usage_json
 from crabglamp.app import create_app
 from crabglamp.db import read_transaction
 from crabglamp.db.reads import Reads
@@ -398,7 +397,8 @@ async def breakdown(
         spent_box[:] = [await reads.run(lambda conn: usage(conn, query))]
 
     async def rest_encode() -> None:
-        JSONResponse(usage_json(spent_box[0]))
+        # What GET /api/usage sends: orjson, not starlette's json.dumps.
+        UsageResponse(usage_json(spent_box[0]))
 
     async def execute(document: str, preloaded: bool) -> Any:
         context = make_context(None, engine, caller, settings, reads=reads)
@@ -433,7 +433,7 @@ async def breakdown(
     steps = {
         "verify token (RS256)": verify,
         "usage() service, own transaction": service,
-        "REST: usage_json + JSONResponse": rest_encode,
+        "REST: usage_json + UsageResponse (orjson)": rest_encode,
         "GraphQL P1: schema.execute (incl. usage)": graphql_execute,
         "GraphQL P1: execute, axes preloaded": graphql_resolution,
         "GraphQL P1: JSON encoding": graphql_encode,
