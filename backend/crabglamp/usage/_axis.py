@@ -39,7 +39,7 @@ _T = TypeVar("_T")
 class Shape:
     """What the text of a query's statements depends on; the values go in as named parameters
     (`parameters`). The statements are built once per shape (`functools.cache`): SQLAlchemy takes
-    0.1-0.2 ms to build a select, and a month's answer reads a dozen."""
+    a few tenths of a millisecond to build a select, and a month's answer reads about ten."""
 
     accounts: bool  # limited to some accounts (otherwise platform-wide)
     agent: bool  # limited to one agent
