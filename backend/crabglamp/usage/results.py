@@ -95,7 +95,9 @@ class LlmModelUsage:
         self.cache_saved_micros += sums[10]
 
 
-# The columns of llm_daily and llm_daily_model a model's usage sums, in `LlmModelUsage.add`'s order.
+# The columns of llm_daily and llm_daily_model a model's usage sums, in the order of
+# `LlmModelUsage`'s fields after model and provider: `add` and the axis's constructor calls take
+# a row's sums in this order (tests/bundle/test_bundle_tokens.py sees each category per model).
 LLM_MODEL_SUMS: Final = (
     "cost_micros",
     "request_count",
