@@ -286,19 +286,8 @@ class SpendCaps:
                         )
                         if (await conn.execute(ADMISSION, params)).rowcount != 1:
                             continue
-                    r = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
-                    admitted[index] = r
-                    rows.append(
-                        {
-                            "id": r.id,
-                            "key_id": r.key_id,
-                            "month": r.month,
-                            "amount_micros": r.amount_micros,
-                            "created_at": a.now,
-                            "expires_at": a.now + self.reservation_ttl,
-                            "lease_id": self.lease.id if self.lease else None,
-                        }
-                    )
+                    admitted[index], row = self._reservation(a)
+                    rows.append(row)
             if rows:
                 await conn.execute(_RESERVE, rows)
             return admitted
@@ -319,6 +308,20 @@ class SpendCaps:
             elif not a.future.done():
                 a.future.set_result(reservation)
 
+    def _reservation(self, a: _Admission) -> tuple[Reservation, dict[str, Any]]:
+        """A new reservation of an admitted estimate, and its row (held under this lease)."""
+        r = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
+        row = {
+            "id": r.id,
+            "key_id": r.key_id,
+            "month": r.month,
+            "amount_micros": r.amount_micros,
+            "created_at": a.now,
+            "expires_at": a.now + self.reservation_ttl,
+            "lease_id": self.lease.id if self.lease else None,
+        }
+        return r, row
+
     async def _decide(self, a: _Admission) -> Reservation | CapExceeded | KeyRefused:
         """The slow path of an admission that the batch did not admit: why, or admit it now."""
         params = admission_params(a.key_id, a.month, a.secret_hash, a.estimate_micros, a.now)
@@ -335,18 +338,8 @@ class SpendCaps:
             if refusal is not None:
                 return refusal
             if (await conn.execute(ADMISSION, params)).rowcount == 1:
-                reservation = Reservation(uuid.uuid4(), a.key_id, a.month, a.estimate_micros)
-                await conn.execute(
-                    _reservations.insert().values(
-                        id=reservation.id,
-                        key_id=a.key_id,
-                        month=a.month,
-                        amount_micros=a.estimate_micros,
-                        created_at=a.now,
-                        expires_at=a.now + self.reservation_ttl,
-                        lease_id=self.lease.id if self.lease else None,
-                    )
-                )
+                reservation, row = self._reservation(a)
+                await conn.execute(_RESERVE, [row])
                 return reservation
             return None
 
