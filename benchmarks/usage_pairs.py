@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import importlib
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -105,7 +104,6 @@ def main() -> None:
             samples = asyncio.run(_pairs(engine_name, before, args.pairs, args.postgres_url))
             for name, taken in samples.items():
                 print(f"[{engine_name}] usage() {name:6}  {_stats(taken)}  ({len(taken)} calls)")
-        shutil.rmtree(Path(scratch) / _COPY, ignore_errors=True)
 
 
 if __name__ == "__main__":
