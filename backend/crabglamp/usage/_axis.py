@@ -76,7 +76,7 @@ def in_period(table: Any, shape: Shape) -> list[Any]:
     return [
         table.c.day >= bindparam("start"),
         table.c.day <= bindparam("end"),
-        *in_accounts(table, shape),
+        *in_accounts(table, shape.accounts),
     ]
 
 
@@ -119,9 +119,9 @@ def _last_of_month(day: date) -> date:
     return day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
-def in_accounts(table: Any, shape: Shape) -> list[Any]:
-    """`table.account_id` among the query's accounts, unless it is platform-wide."""
-    if not shape.accounts:
+def in_accounts(table: Any, limited: bool) -> list[Any]:
+    """`table.account_id` among the query's accounts (`Shape.accounts`), unless platform-wide."""
+    if not limited:
         return []
     return [table.c.account_id.in_(bindparam("accounts", expanding=True))]
 
@@ -141,7 +141,7 @@ def spanning(
             select(*(monthly.c[name] for name in (*keys, *sums))).where(
                 month >= bindparam("month_first"),
                 month <= bindparam("month_last"),
-                *in_accounts(monthly, shape),
+                *in_accounts(monthly, shape.accounts),
             )
         )
     for i in range(shape.days):
@@ -150,7 +150,7 @@ def spanning(
             select(*(daily.c[name] for name in (*keys, *sums))).where(
                 day >= bindparam(f"days_{i}_start"),
                 day <= bindparam(f"days_{i}_end"),
-                *in_accounts(daily, shape),
+                *in_accounts(daily, shape.accounts),
             )
         )
     source = parts[0].subquery() if len(parts) == 1 else union_all(*parts).subquery()

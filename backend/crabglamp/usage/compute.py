@@ -73,7 +73,7 @@ def _rows(shape: Shape) -> CompoundSelect[Any]:
         intervals.c.end.is_(None),
         intervals.c.start < bindparam("period_end"),
         intervals.c.start < bindparam("now"),
-        *in_accounts(intervals, shape),
+        *in_accounts(intervals, shape.accounts),
     ]
     if shape.agent:
         still_open.append(intervals.c.agent_id == bindparam("agent"))

@@ -26,6 +26,7 @@ from crabglamp.models import (
 from crabglamp.usage._axis import (
     Ids,
     Shape,
+    in_accounts,
     in_period,
     names_of,
     parameters,
@@ -57,7 +58,7 @@ async def llm_usage(conn: AsyncConnection, query: UsageQuery) -> LlmUsage:
         # An agent, key, provider or model filter narrows some breakdown in a way only the
         # full-grain rollup answers exactly (e.g. an agent's spend on one model).
         days, models, agents, per_key = await _llm_from_daily(conn, query, values)
-    keys = await _keys(conn, query, per_key)
+    keys = await _keys(conn, query, values, per_key)
     names = await names_of(conn, Agent, agents)
     for agent_entry in agents.values():
         agent_entry.agent_name = names.get(agent_entry.agent_id) if agent_entry.agent_id else None
@@ -69,7 +70,7 @@ async def llm_usage(conn: AsyncConnection, query: UsageQuery) -> LlmUsage:
         models=sorted_by_cost(models.values(), lambda x: x.total_micros),
         keys=keys,
         # Every listed key belongs to the accounts in scope: only an empty list needs a look.
-        has_keys=bool(keys) or await _has_keys(conn, query),
+        has_keys=bool(keys) or await _has_keys(conn, query, values),
     )
 
 
@@ -208,9 +209,7 @@ def _key_rows(accounts: bool, keys: bool, provider: bool, by_id: bool) -> Select
         raw_id(table.c.account_id),  # the same few accounts on every row: parsed once each
         table.c.status,
     )
-    conditions: list[ColumnElement[bool]] = []
-    if accounts:
-        conditions.append(table.c.account_id.in_(bindparam("accounts", expanding=True)))
+    conditions: list[ColumnElement[bool]] = in_accounts(table, accounts)
     if keys:
         conditions.append(table.c.id.in_(bindparam("keys", expanding=True)))
     if provider:
@@ -221,7 +220,10 @@ def _key_rows(accounts: bool, keys: bool, provider: bool, by_id: bool) -> Select
 
 
 async def _keys(
-    conn: AsyncConnection, query: UsageQuery, per_key: dict[uuid.UUID, list[int]]
+    conn: AsyncConnection,
+    query: UsageQuery,
+    values: dict[str, Any],
+    per_key: dict[uuid.UUID, list[int]],
 ) -> list[LlmKeyUsage]:
     """Keys that spent under the filters; and, unless an agent or model filter narrows the
     spending, every other key in scope at zero, so a quiet key still has its card."""
@@ -233,12 +235,8 @@ async def _keys(
             query.provider is not None,
             by_id=False,
         )
-        values = {
-            "accounts": list(query.account_ids or ()),
-            "keys": list(query.key_ids or ()),
-            "provider": query.provider,
-        }
-        found.update((row[0], row) for row in await conn.execute(in_scope, values))
+        wanted = {**values, "keys": list(query.key_ids or ()), "provider": query.provider}
+        found.update((row[0], row) for row in await conn.execute(in_scope, wanted))
     # Keys that spent but are not among those: under an agent or model filter, or a key with
     # no provider of its own that spent on the filtered provider.
     by_id = _key_rows(False, False, False, by_id=True)
@@ -257,13 +255,9 @@ async def _keys(
 @cache
 def _any_key(accounts: bool) -> Select[Any]:
     table = table_of(VirtualKey)
-    statement = select(table.c.id).limit(1)
-    if accounts:
-        statement = statement.where(table.c.account_id.in_(bindparam("accounts", expanding=True)))
-    return statement
+    return select(table.c.id).where(*in_accounts(table, accounts)).limit(1)
 
 
-async def _has_keys(conn: AsyncConnection, query: UsageQuery) -> bool:
+async def _has_keys(conn: AsyncConnection, query: UsageQuery, values: dict[str, Any]) -> bool:
     statement = _any_key(query.account_ids is not None)
-    values = {"accounts": list(query.account_ids or ())}
     return (await conn.execute(statement, values)).first() is not None
