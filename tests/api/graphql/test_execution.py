@@ -18,7 +18,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from api_support import ALICE, MONTH, World, bearer
 from benchmarks.api_bench import P1_DOCUMENT, REST_FIELDS_DOCUMENT
 from crabglamp.api.graphql import execution
-from crabglamp.api.graphql.execution import PlainRows, PlainRowsExecutor
+from crabglamp.api.graphql.execution import PURE_LIST, PlainRows, PlainRowsExecutor
 
 
 @strawberry.enum
@@ -52,10 +52,44 @@ def _rows() -> list[Row]:
 
 
 @strawberry.type
+class Day:
+    """A day holding rows, as a month's days hold their models."""
+
+    rows_of: strawberry.Private[list[Row]]
+    day: date
+
+    @strawberry.field(metadata=PURE_LIST)
+    def rows(self, shade: str | None = None, at_least: int = 0) -> list[Row]:
+        return [
+            r
+            for r in self.rows_of
+            if (shade is None or r.shade.value == shade) and r.count >= at_least
+        ]
+
+    @strawberry.field(metadata=PURE_LIST)
+    def broken(self) -> list[Row]:
+        if self.day.day == 2:
+            raise ValueError("no rows on the second")
+        return self.rows_of
+
+    @strawberry.field
+    def unmarked(self) -> list[Row]:
+        return self.rows_of
+
+
+def _days() -> list[Day]:
+    return [Day(rows_of=_rows(), day=date(2026, 10, n)) for n in (1, 2, 3)]
+
+
+@strawberry.type
 class Query:
     @strawberry.field
     def rows(self) -> list[Row]:
         return _rows()
+
+    @strawberry.field
+    def days(self) -> list[Day]:
+        return _days()
 
     @strawberry.field
     def unnamed(self) -> list[Row]:
@@ -175,6 +209,44 @@ async def test_lists_that_are_not_plain_take_the_normal_path(
     assert fast == plain
     assert "errors" in json.loads(fast) and not json.loads(fast)["errors"]
     assert answered == []
+
+
+DAYS = """
+query Days($shade: String) {
+  days { day rows(shade: $shade) { name shade } all: rows(atLeast: 2) { count } }
+}
+"""
+
+
+@pytest.mark.parametrize("shade", [None, "blue"])
+async def test_days_of_pure_lists_are_answered_as_plain_rows(
+    shade: str | None, answered: list[int]
+) -> None:
+    fast, plain = await _both(DAYS, {"shade": shade})
+    assert fast == plain
+    days = json.loads(fast)["data"]["days"]
+    assert [d["day"] for d in days] == ["2026-10-01", "2026-10-02", "2026-10-03"]
+    assert [r["name"] for r in days[0]["rows"]] == (["b"] if shade else ["a", "b"])
+    assert days[2]["all"] == [{"count": 2}]
+    # The days list answered directly, its rows inside it (counted as they are answered).
+    assert answered[-1] == 3
+
+
+async def test_a_pure_list_that_raises_gives_graphql_cores_error(answered: list[int]) -> None:
+    fast, plain = await _both("{ days { day broken { name } } }")
+    assert fast == plain
+    errors = json.loads(fast)["errors"]
+    assert [e["path"] for e in errors] == [["days", 1, "broken"]]
+    assert errors[0]["message"] == "no rows on the second"
+    assert 3 not in answered  # the days took the normal path; the good days' rows did not
+
+
+async def test_an_unmarked_resolver_keeps_its_days_on_the_normal_path(
+    answered: list[int],
+) -> None:
+    fast, plain = await _both("{ days { day unmarked { name } } }")
+    assert fast == plain
+    assert answered == [2, 2, 2]  # each day's rows directly, the days themselves not
 
 
 async def test_resolve_middleware_sees_every_field(answered: list[int]) -> None:

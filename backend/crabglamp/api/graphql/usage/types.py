@@ -15,6 +15,7 @@ import strawberry
 
 from crabglamp.api.graphql.arguments import DaysFromArg, DaysToArg, ProviderArg
 from crabglamp.api.graphql.context import Info
+from crabglamp.api.graphql.execution import PURE_LIST
 from crabglamp.api.graphql.scalars import BigInt
 from crabglamp.money import micros_to_cents
 from crabglamp.periods import US_PER_HOUR
@@ -90,6 +91,7 @@ class PlainVmUsageType:
 class ComputeDayType:
     # Numbers are plain fields, set once: a month holds many days, and a field with a resolver
     # costs several times more to resolve than one read off the object (see BENCHMARKS.md, P1).
+    # The days' lists are pure (PURE_LIST), so a month's days are answered as plain rows too.
     day: strawberry.Private[core.ComputeDay]
     day_date: date = strawberry.field(name="date", description="The UTC day.")
     agent_cents: float = strawberry.field(description="Agents' cost that day.")
@@ -108,11 +110,15 @@ class ComputeDayType:
             total_cents=micros_to_cents(agent_micros + plain_vm_micros),
         )
 
-    @strawberry.field(description="Each agent's compute that day, biggest first.")
+    @strawberry.field(
+        description="Each agent's compute that day, biggest first.", metadata=PURE_LIST
+    )
     def agents(self) -> list[ComputeAgentUsageType]:
         return [ComputeAgentUsageType.of(a) for a in self.day.agents]
 
-    @strawberry.field(description="Each plain VM's compute that day, biggest first.")
+    @strawberry.field(
+        description="Each plain VM's compute that day, biggest first.", metadata=PURE_LIST
+    )
     def plain_vms(self) -> list[PlainVmUsageType]:
         return [PlainVmUsageType.of(v) for v in self.day.plain_vms]
 
@@ -211,7 +217,9 @@ class LlmDayType:
             request_count=BigInt(day.request_count),
         )
 
-    @strawberry.field(description="The day's cost per model, biggest first (a stacked bar).")
+    @strawberry.field(
+        description="The day's cost per model, biggest first (a stacked bar).", metadata=PURE_LIST
+    )
     def models(
         self, provider: Annotated[str | None, strawberry.argument(description=_PROVIDER)] = None
     ) -> list[LlmModelUsageType]:
@@ -365,7 +373,9 @@ class VoiceDayType:
             characters=BigInt(day.characters),
         )
 
-    @strawberry.field(description="The day's cost per voice model, biggest first.")
+    @strawberry.field(
+        description="The day's cost per voice model, biggest first.", metadata=PURE_LIST
+    )
     def models(self) -> list[VoiceModelUsageType]:
         return [VoiceModelUsageType.of(m) for m in self.day.models]
 
