@@ -6,13 +6,16 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crabglamp.models import NONE_ID
+from crabglamp.db.tables import table_of
+from crabglamp.models import NONE_ID, LlmDailyModel
 from crabglamp.periods import Period, iter_days, parse_month
-from crabglamp.usage._axis import Ids, Spans, sorted_by_cost, spans_of
+from crabglamp.usage._axis import Ids, Spans, per_key, shape_of, sorted_by_cost, spans_of
 from crabglamp.usage.filter import FIRST_DAY, LAST_DAY
+from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.results import PlainVmUsage
 
 _A = uuid.UUID("00000000-0000-0000-0000-00000000000a")
@@ -87,3 +90,15 @@ def test_every_day_of_a_period_is_counted_exactly_once(start: date, length: int)
         covered.extend(iter_days(whole.start, whole.end))
     assert sorted(covered) == period.days
     assert len(set(covered)) == len(covered)
+
+
+def test_a_rollup_is_read_per_key_only_by_the_key_it_has() -> None:
+    # Reading one account's rows as they are is right only where (account_id, *keys) is the
+    # rollup's primary key: each key is then one row.
+    shape = shape_of(UsageQuery(parse_month("2026-11"), (_A,)))
+    assert shape.one_account
+    per_key(table_of(LlmDailyModel), shape, ("day", "provider", "model"), ("cost_micros",))
+    with pytest.raises(ValueError, match="not keyed by"):
+        per_key(table_of(LlmDailyModel), shape, ("day", "model"), ("cost_micros",))
+    assert not shape_of(UsageQuery(parse_month("2026-11"), (_A, _B))).one_account
+    assert not shape_of(UsageQuery(parse_month("2026-11"), None)).one_account

@@ -263,6 +263,22 @@ async def test_a_voice_model_filter_narrows_voice_only(engine: AsyncEngine, acme
     assert len(nothing.voice.daily) == 30
 
 
+def _day_models(got: Usage) -> dict[tuple[str, date, str], tuple[int, ...]]:
+    """Each day's LLM and voice models: cost, requests, tokens or characters."""
+    llm = {
+        ("llm", d.date, m.model): (m.total_micros, m.request_count, m.input_tokens, m.output_tokens)
+        for d in got.llm.daily
+        for m in d.models
+    }
+    voice = {
+        ("voice", d.date, m.voice_model): (m.total_micros, m.request_count, m.characters)
+        for d in got.voice.daily
+        for m in d.models
+    }
+    assert llm and voice
+    return {**llm, **voice}
+
+
 async def test_accounts_are_separate_and_platform_wide_sums_them(
     engine: AsyncEngine, acme: Tenant
 ) -> None:
@@ -282,6 +298,13 @@ async def test_accounts_are_separate_and_platform_wide_sums_them(
         engine, UsageQuery(parse_month("2026-11"), (acme.account_id, globex.account_id))
     )
     assert both.llm.total_micros == 30 * CENT
+    # Globex's history is Acme's: each day's models appear once, summed over the two accounts
+    # (one account's rollup rows are read as they are, several accounts' are summed).
+    assert _day_models(both) == {
+        k: tuple(2 * n for n in v) for k, v in _day_models(acme_only).items()
+    }
+    twice = await read(engine, UsageQuery(parse_month("2026-11"), (acme.account_id,) * 2))
+    assert _day_models(twice) == _day_models(acme_only)
 
     nothing = await read(engine, november(empty))
     assert nothing.llm.total_micros == 0 and nothing.llm.has_keys

@@ -42,6 +42,7 @@ class Shape:
     a few tenths of a millisecond to build a select, and a month's answer reads about ten."""
 
     accounts: bool  # limited to some accounts (otherwise platform-wide)
+    one_account: bool  # limited to exactly one: its rollup rows need no summing (`per_key`)
     agent: bool  # limited to one agent
     months: bool  # has whole months, read from the monthly rollups
     days: int  # ranges of days left over at either end of them: 0, 1 or 2
@@ -49,8 +50,10 @@ class Shape:
 
 def shape_of(query: UsageQuery) -> Shape:
     spans = spans_of(query.period)
+    accounts = query.account_ids
     return Shape(
-        query.account_ids is not None,
+        accounts is not None,
+        accounts is not None and len(set(accounts)) == 1,
         query.agent_id is not None,
         bool(spans.months),
         len(spans.days),
@@ -78,6 +81,27 @@ def in_period(table: Any, shape: Shape) -> list[Any]:
         table.c.day <= bindparam("end"),
         *in_accounts(table, shape.accounts),
     ]
+
+
+def per_key(
+    table: Table, shape: Shape, keys: tuple[str, ...], sums: tuple[str, ...]
+) -> Select[Any]:
+    """The period's `sums` per `keys` from a daily rollup keyed by (account_id, *keys).
+
+    One account's rows are already one per key, read as they are: summing them anyway took
+    SQLite twice as long for a big account's month (1.2 against 0.55 ms for llm_daily_model).
+    Several accounts, or all of them, share keys, and the database sums them."""
+    if [column.name for column in table.primary_key.columns] != ["account_id", *keys]:
+        raise ValueError(f"{table.name} is not keyed by (account_id, {', '.join(keys)})")
+    key_columns = [table.c[name] for name in keys]
+    conditions = in_period(table, shape)
+    if shape.one_account:
+        return select(*key_columns, *(table.c[name] for name in sums)).where(*conditions)
+    return (
+        select(*key_columns, *(total(table.c[name]) for name in sums))
+        .where(*conditions)
+        .group_by(*key_columns)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,15 +27,14 @@ from crabglamp.usage._axis import (
     Ids,
     Shape,
     in_accounts,
-    in_period,
     names_of,
     parameters,
+    per_key,
     raw_id,
     scope,
     shape_of,
     sorted_by_cost,
     spanning,
-    total,
 )
 from crabglamp.usage.query import UsageQuery
 from crabglamp.usage.results import (
@@ -137,18 +136,7 @@ async def _llm_from_coarse_rollups(
 
 @cache
 def _day_model_rows(shape: Shape) -> Select[Any]:
-    by_model = table_of(LlmDailyModel)
-    # Several accounts may share a (day, provider, model), so the database sums over them.
-    return (
-        select(
-            by_model.c.day,
-            by_model.c.provider,
-            by_model.c.model,
-            *(total(by_model.c[name]) for name in LLM_MODEL_SUMS),
-        )
-        .where(*in_period(by_model, shape))
-        .group_by(by_model.c.day, by_model.c.provider, by_model.c.model)
-    )
+    return per_key(table_of(LlmDailyModel), shape, ("day", "provider", "model"), LLM_MODEL_SUMS)
 
 
 async def _llm_from_daily(

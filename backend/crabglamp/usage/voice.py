@@ -16,9 +16,9 @@ from crabglamp.models import Agent, VoiceDaily, VoiceDailyModel, VoiceMonthlyAge
 from crabglamp.usage._axis import (
     Ids,
     Shape,
-    in_period,
     names_of,
     parameters,
+    per_key,
     raw_id,
     scope,
     shape_of,
@@ -34,12 +34,7 @@ _SUMS = ("cost_micros", "characters", "request_count")
 
 @cache
 def _day_model_rows(shape: Shape) -> Select[Any]:
-    by_model = table_of(VoiceDailyModel)
-    return (
-        select(by_model.c.day, by_model.c.voice_model, *(total(by_model.c[n]) for n in _SUMS))
-        .where(*in_period(by_model, shape))
-        .group_by(by_model.c.day, by_model.c.voice_model)
-    )
+    return per_key(table_of(VoiceDailyModel), shape, ("day", "voice_model"), _SUMS)
 
 
 async def voice_usage(conn: AsyncConnection, query: UsageQuery) -> VoiceUsage:
