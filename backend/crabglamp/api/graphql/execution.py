@@ -52,8 +52,8 @@ _TYPENAME = "__typename"
 
 # A resolver's promise (`strawberry.field(metadata=PURE_LIST)`): it returns a list of plain
 # rows, reads only its object and its scalar arguments, and changes nothing.
-PURE_LIST: Final = {"crabglamp.pure_list": True}
 _PURE_KEY: Final = "crabglamp.pure_list"
+PURE_LIST: Final = {_PURE_KEY: True}
 
 
 class PlainRows(NamedTuple):
