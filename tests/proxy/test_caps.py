@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crabglamp.db import read_transaction, write_transaction
@@ -112,6 +113,24 @@ async def test_concurrent_admissions_never_reserve_past_the_cap(
     assert len(admitted) == 10
     assert all(isinstance(o, CapExceeded) for o in outcomes if o not in admitted)
     assert await _spend(engine, key.key.id) == MonthSpend(0, 100 * CENT)
+
+
+async def test_admissions_under_load_reuse_their_connections(
+    engine: AsyncEngine, caps: SpendCaps
+) -> None:
+    # A connection opened for one admission and closed again costs far more than the admission
+    # (on PostgreSQL: a TLS attempt, the start-up, the teardown): a burst far wider than the
+    # pool opens its connections, and later bursts reuse them.
+    key = await make_key(engine, cap_micros=10**6 * CENT)
+    opened: list[object] = []
+    event.listen(caps.admit_engine.sync_engine, "connect", lambda conn, _: opened.append(conn))
+    bursts = []
+    for _ in range(3):
+        outcomes = await asyncio.gather(*(_reserve(caps, key, CENT) for _ in range(64)))
+        assert all(isinstance(o, Reservation) for o in outcomes)
+        bursts.append(len(opened))
+    assert bursts[0] >= 1
+    assert bursts[1] == bursts[2] == bursts[0]
 
 
 @pytest.mark.parametrize(("cap_cents", "expected"), [(200, 12), (75, 7)], ids=["all", "some"])

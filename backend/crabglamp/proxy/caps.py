@@ -121,8 +121,12 @@ class SpendCaps:
         else:
             self.admit_engine = make_engine(
                 engine.url.render_as_string(hide_password=False),
-                pool_size=5,
-                max_overflow=5,
+                # Kept open, none beyond: under load an overflow connection was opened for a
+                # single admission and closed again (its TLS attempt, start-up and teardown
+                # cost a fifth of the proxy's CPU at 64 connections); admissions beyond ten at
+                # once wait their turn, each a single short statement.
+                pool_size=10,
+                max_overflow=0,
                 connect_args={"server_settings": {"synchronous_commit": "off"}},
                 # Each admission is one statement: autocommit, set once for the whole pool
                 # rather than on every checkout.
