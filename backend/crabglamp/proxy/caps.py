@@ -40,6 +40,8 @@ from crabglamp.proxy.reservation import CapExceeded, KeyRefused, MonthSpend, Res
 from crabglamp.usage.spend import spend_of_keys
 
 _T = TypeVar("_T")
+# Connections of the PostgreSQL admission engine.
+ADMISSION_POOL = 10
 _spend = table_of(KeySpend)
 _reservations = table_of(SpendReservation)
 _leases = table_of(ProxyLease)
@@ -125,7 +127,7 @@ class SpendCaps:
                 # single admission and closed again (its TLS attempt, start-up and teardown
                 # cost a fifth of the proxy's CPU at 64 connections); admissions beyond ten at
                 # once wait their turn, each a single short statement.
-                pool_size=10,
+                pool_size=ADMISSION_POOL,
                 max_overflow=0,
                 connect_args={"server_settings": {"synchronous_commit": "off"}},
                 # Each admission is one statement: autocommit, set once for the whole pool
@@ -133,6 +135,12 @@ class SpendCaps:
                 isolation_level="AUTOCOMMIT",
             )
             self._own_engine = True
+        # PostgreSQL: an admission is its own statement while the pool has a connection for
+        # it; beyond that, the admissions that would wait for one are decided together, in
+        # one transaction on the connection left (as on SQLite, always): under load the
+        # per-statement cost is paid once per burst, not once per request.
+        self._alone_limit = 0 if is_sqlite(engine) else ADMISSION_POOL - 1
+        self._alone = 0
 
     async def close(self) -> None:
         for task in (self._task, self._heartbeat):
@@ -213,8 +221,12 @@ class SpendCaps:
         still one of its own, and the cap allows it — all checked by the one UPDATE."""
         now = now or utcnow()
         lease = self.lease or await self.start()
-        if not is_sqlite(self.admit_engine):
-            return await self._admit_alone(key_id, secret_hash, estimate_micros, now, lease)
+        if self._alone_limit and self._alone < self._alone_limit:
+            self._alone += 1
+            try:
+                return await self._admit_alone(key_id, secret_hash, estimate_micros, now, lease)
+            finally:
+                self._alone -= 1
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._admit_forever(), name="crabglamp-admission")
         future: asyncio.Future[Reservation | CapExceeded | KeyRefused] = (
