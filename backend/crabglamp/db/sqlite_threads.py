@@ -59,6 +59,8 @@ class _InlineConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
         super().__init__(connector, iter_chunk_size=64)
         self._tx = _RunAtOnce()  # type: ignore[assignment]
+        # The sqlite3 connection, for callers on this thread that go to it directly.
+        self.inline: sqlite3.Connection | None = None
 
     async def _execute(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         if not self._running or not self._connection:
@@ -68,7 +70,14 @@ class _InlineConnection(aiosqlite.Connection):
     async def _connect(self) -> aiosqlite.Connection:
         if self._connection is None:
             self._connection = self._connector()
+        self.inline = self._connection
         return self
+
+
+def inline_sqlite(driver_connection: object) -> sqlite3.Connection | None:
+    """The sqlite3 connection under a thread's inline connection (None for any other): its
+    calls may be made directly, on the thread that runs the transaction."""
+    return driver_connection.inline if isinstance(driver_connection, _InlineConnection) else None
 
 
 class _ConnectionThread:
