@@ -47,7 +47,13 @@ def _sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        # A writer or reader thread's connection (db/sqlite_threads.py) runs it directly.
+        inline = getattr(connection.connection.driver_connection, "inline", None)
+        if inline is not None:
+            inline.execute(statement)
+        else:
+            connection.exec_driver_sql(statement)
 
     return engine
 

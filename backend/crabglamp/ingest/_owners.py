@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import WRITE_OPTION, is_sqlite
 from crabglamp.db.chunks import chunks
+from crabglamp.db.sqlite_threads import inline_sqlite
 from crabglamp.db.tables import table_of
 from crabglamp.ingest.records import ComputeRecord, LlmRecord, RecordProblem, VoiceRecord
 from crabglamp.models import Account, Agent, PlainVm, VirtualKey
@@ -152,7 +153,11 @@ def _note_changes_at_begin(connection: Any) -> None:
     # that `_sees_only_committed` can tell whether the transaction has written since. Other
     # transactions get no mark, and their reads are not cached.
     if connection.get_execution_options().get(WRITE_OPTION, False):
-        total = connection.exec_driver_sql("SELECT total_changes()").scalar()
+        inline = inline_sqlite(connection.connection.driver_connection)
+        if inline is not None:  # a writer thread's: asked directly, not with a statement
+            total = inline.total_changes
+        else:
+            total = connection.exec_driver_sql("SELECT total_changes()").scalar()
         connection.info[_CHANGES_AT_BEGIN] = total
     else:
         connection.info.pop(_CHANGES_AT_BEGIN, None)
