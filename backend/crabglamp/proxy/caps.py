@@ -87,8 +87,10 @@ class SpendCaps:
 
     Concurrent admissions are group-committed like events: one transaction holds one
     conditional UPDATE per request (each as atomic as alone), so a burst of requests shares one
-    commit. On SQLite, `lock` (the writer's) keeps this process's writers from contending for
-    the database's write lock, which would make them sleep and retry.
+    commit. On PostgreSQL only the admissions that find every connection of the admission pool
+    but one busy wait for that; the others are their own single statement. On SQLite, `lock`
+    (the writer's) keeps this process's writers from contending for the database's write lock,
+    which would make them sleep and retry.
     """
 
     def __init__(
