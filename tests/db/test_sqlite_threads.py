@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db import make_engine
@@ -89,5 +91,33 @@ async def test_a_transaction_handed_over_commits_even_if_its_caller_stops_waitin
         await thread.transaction(_adding("Next Ltd"))  # runs after the slow one has committed
         assert await thread.transaction(_names) == ["Next Ltd", "Slow Co", "Slow Co, second row"]
     finally:
+        await thread.close()
+        await engine.dispose()
+
+
+async def test_a_busy_database_is_an_operational_error_and_the_thread_recovers(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    # BEGIN goes to sqlite3 directly on the thread's connection; a database another process
+    # holds must still raise what db/retry.py retries, not sqlite3's own exception.
+    path = tmp_path / "threads.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    thread = WriterThread(engine)
+    other = sqlite3.connect(path, isolation_level=None)
+
+    async def wait_briefly(conn: AsyncConnection) -> None:
+        await conn.exec_driver_sql("PRAGMA busy_timeout=50")
+
+    try:
+        await thread.transaction(wait_briefly)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"):
+            await thread.transaction(_adding("Blocked Ltd"))
+        other.execute("ROLLBACK")
+        await thread.transaction(_adding("After Ltd"))
+        assert await thread.transaction(_names) == ["After Ltd"]
+    finally:
+        other.close()
         await thread.close()
         await engine.dispose()

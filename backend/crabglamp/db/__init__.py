@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from crabglamp.db._sqlite3 import execute_inline, inline_sqlite
+
 WRITE_OPTION = "crabglamp_write"
 
 
@@ -49,9 +51,9 @@ def _sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
         immediate = connection.get_execution_options().get(WRITE_OPTION, False)
         statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         # A writer or reader thread's connection (db/sqlite_threads.py) runs it directly.
-        inline = getattr(connection.connection.driver_connection, "inline", None)
+        inline = inline_sqlite(connection.connection.driver_connection)
         if inline is not None:
-            inline.execute(statement)
+            execute_inline(inline, connection.dialect, statement)
         else:
             connection.exec_driver_sql(statement)
 

@@ -16,7 +16,6 @@ SQLAlchemy Core.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,8 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crabglamp.db._sqlite3 import execute_inline, inline_sqlite
 from crabglamp.db.dialect import insert_for
-from crabglamp.db.sqlite_threads import inline_sqlite
 
 _Processor = Callable[[Any], Any]
 
@@ -113,21 +112,15 @@ async def _sqlite(
     """A driver-level statement on SQLite; its rows, if it returns any.
 
     On a writer or reader thread's connection (db/sqlite_threads.py) it goes straight to
-    sqlite3 on that thread: SQLAlchemy's execution around a driver-level statement costs
-    ~30 µs, more than SQLite's own work for the one row of each of a proxied event's seven
-    rollups (0.2 ms of a 1.5 ms record). Its errors are raised as SQLAlchemy raises them
-    (a duplicate key is an IntegrityError), inside the caller's transaction all the same."""
+    sqlite3 on that thread (db/_sqlite3.py): SQLAlchemy's execution around it cost more than
+    SQLite's own work for the one row of each of a proxied event's seven rollups (0.2 ms of a
+    1.5 ms record). Its errors are raised as SQLAlchemy raises them, inside the caller's
+    transaction all the same."""
     inline = inline_sqlite((await conn.get_raw_connection()).driver_connection)
     if inline is None:
         result = await conn.exec_driver_sql(sql, params)
         return list(result) if result.returns_rows else []
-    try:
-        cursor = inline.executemany(sql, params) if many else inline.execute(sql, params)
-        return cursor.fetchall()
-    except sqlite3.Error as error:
-        raise DBAPIError.instance(
-            sql, params, error, sqlite3.Error, dialect=conn.dialect
-        ) from error
+    return execute_inline(inline, conn.dialect, sql, params, many)
 
 
 def _unnest_insert(

@@ -59,7 +59,7 @@ class _InlineConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
         super().__init__(connector, iter_chunk_size=64)
         self._tx = _RunAtOnce()  # type: ignore[assignment]
-        # The sqlite3 connection, for callers on this thread that go to it directly.
+        # The sqlite3 connection, for statements sent to it directly (db/_sqlite3.py).
         self.inline: sqlite3.Connection | None = None
 
     async def _execute(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -72,12 +72,6 @@ class _InlineConnection(aiosqlite.Connection):
             self._connection = self._connector()
         self.inline = self._connection
         return self
-
-
-def inline_sqlite(driver_connection: object) -> sqlite3.Connection | None:
-    """The sqlite3 connection under a thread's inline connection (None for any other): its
-    calls may be made directly, on the thread that runs the transaction."""
-    return driver_connection.inline if isinstance(driver_connection, _InlineConnection) else None
 
 
 class _ConnectionThread:
@@ -112,7 +106,7 @@ class _ConnectionThread:
 
         The thread sleeps on a plain queue between jobs rather than in its loop's selector:
         handing a job over is then one queue put, not a wake-up through the loop's self-pipe
-        and a task scheduled on it (a round trip of ~80 µs instead of ~140 µs, twice per
+        and a task scheduled on it (a round trip of ~110 µs instead of ~140 µs, twice per
         proxied request). The loop runs only while a job does."""
         asyncio.set_event_loop(self._loop)
         while (job := self._jobs.get()) is not None:

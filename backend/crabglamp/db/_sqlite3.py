@@ -1,0 +1,39 @@
+"""Statements sent straight to sqlite3, on a connection whose calls run on the calling thread.
+
+A writer or reader thread of db/sqlite_threads.py holds an aiosqlite connection with its worker
+thread taken out; it offers the sqlite3 connection under it as `.inline`. On such a connection
+a driver-level statement can skip SQLAlchemy's execution (~30 µs a statement, more than SQLite's
+own work for a row or two), and these helpers do so, raising errors as SQLAlchemy would (a
+stored key is an `IntegrityError`, a busy database an `OperationalError`), so that callers and
+`db/retry.py` see no difference. Nothing here imports the rest of the package.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+
+
+def inline_sqlite(driver_connection: object) -> sqlite3.Connection | None:
+    """The sqlite3 connection under a thread's inline connection; None for any other."""
+    inline = getattr(driver_connection, "inline", None)
+    return inline if isinstance(inline, sqlite3.Connection) else None
+
+
+def execute_inline(
+    inline: sqlite3.Connection,
+    dialect: Dialect,
+    sql: str,
+    params: Sequence[Any] = (),
+    many: bool = False,
+) -> list[Any]:
+    """`sql` run on `inline` (with `executemany` if `many`); the rows it returns."""
+    try:
+        cursor = inline.executemany(sql, params) if many else inline.execute(sql, params)
+        return cursor.fetchall()
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(sql, params, error, sqlite3.Error, dialect=dialect) from error
