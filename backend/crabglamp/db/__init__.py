@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from crabglamp.db._sqlite3 import execute_inline, inline_sqlite
+from crabglamp.db.sqlite_direct import execute_inline, inline_sqlite
 
 WRITE_OPTION = "crabglamp_write"
 

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crabglamp.db._sqlite3 import execute_inline, inline_sqlite
+from crabglamp.db.sqlite_direct import execute_inline, inline_sqlite
 from crabglamp.db.dialect import insert_for
 
 _Processor = Callable[[Any], Any]
@@ -112,7 +112,7 @@ async def _sqlite(
     """A driver-level statement on SQLite; its rows, if it returns any.
 
     On a writer or reader thread's connection (db/sqlite_threads.py) it goes straight to
-    sqlite3 on that thread (db/_sqlite3.py): SQLAlchemy's execution around it cost more than
+    sqlite3 on that thread (db/sqlite_direct.py): SQLAlchemy's execution around it cost more than
     SQLite's own work for the one row of each of a proxied event's seven rollups (0.2 ms of a
     1.5 ms record). Its errors are raised as SQLAlchemy raises them, inside the caller's
     transaction all the same."""

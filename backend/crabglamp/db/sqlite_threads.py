@@ -59,7 +59,7 @@ class _InlineConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
         super().__init__(connector, iter_chunk_size=64)
         self._tx = _RunAtOnce()  # type: ignore[assignment]
-        # The sqlite3 connection, for statements sent to it directly (db/_sqlite3.py).
+        # The sqlite3 connection, for statements sent to it directly (db/sqlite_direct.py).
         self.inline: sqlite3.Connection | None = None
 
     async def _execute(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:

@@ -127,8 +127,8 @@ class SpendCaps:
                 engine.url.render_as_string(hide_password=False),
                 # Kept open, none beyond: under load an overflow connection was opened for a
                 # single admission and closed again (its TLS attempt, start-up and teardown
-                # cost a fifth of the proxy's CPU at 64 connections); admissions beyond ten at
-                # once wait their turn, each a single short statement.
+                # cost a fifth of the proxy's CPU at 64 connections); past nine admissions at
+                # once, the rest are decided together on the tenth (`reserve`).
                 pool_size=ADMISSION_POOL,
                 max_overflow=0,
                 connect_args={"server_settings": {"synchronous_commit": "off"}},
