@@ -27,8 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crabglamp.db.sqlite_direct import execute_inline, inline_sqlite
 from crabglamp.db.dialect import insert_for
+from crabglamp.db.sqlite_direct import execute_inline, inline_sqlite
 
 _Processor = Callable[[Any], Any]
 

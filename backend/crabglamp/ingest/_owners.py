@@ -15,8 +15,8 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import WRITE_OPTION, is_sqlite
-from crabglamp.db.sqlite_direct import inline_sqlite
 from crabglamp.db.chunks import chunks
+from crabglamp.db.sqlite_direct import inline_sqlite
 from crabglamp.db.tables import table_of
 from crabglamp.ingest.records import ComputeRecord, LlmRecord, RecordProblem, VoiceRecord
 from crabglamp.models import Account, Agent, PlainVm, VirtualKey
