@@ -3,10 +3,8 @@ through the engine's connections and, on SQLite, straight through a writer threa
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from crabglamp.db import make_engine, read_transaction, write_transaction
+from crabglamp.db import read_transaction, write_transaction
 from crabglamp.db.bulk import Sums, add_to_all_sums, existing_ids, insert_rows
-from crabglamp.db.sqlite_threads import WriterThread
 from crabglamp.db.tables import table_of
 from crabglamp.models import (
     NONE_ID,
@@ -26,6 +23,7 @@ from crabglamp.models import (
     LlmDailyKey,
     LlmEvent,
 )
+from db_support import OnThread
 
 _events = table_of(LlmEvent)
 _intervals = table_of(ComputeInterval)
@@ -236,13 +234,10 @@ async def test_sums_for_several_tables_are_added_together_in_one_call(engine: As
 
 
 async def test_on_sqlites_writer_thread_the_statements_store_and_fail_as_through_the_engine(
-    sqlite_template: Path, tmp_path: Path
+    on_thread: OnThread,
 ) -> None:
     # There they go to sqlite3 directly, without SQLAlchemy's execution around them.
-    path = tmp_path / "bulk.db"
-    shutil.copyfile(sqlite_template, path)
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    thread = WriterThread(engine)
+    engine, thread = on_thread.engine, on_thread.thread
     key_columns = ("account_id", "day", "key_id", "agent_id", "provider", "model")
     sum_columns = ("cost_micros", "request_count", "input_tokens", "output_tokens")
     day = (uuid.UUID(int=1), date(2026, 10, 1), uuid.UUID(int=2), NONE_ID, "openai", "m")
@@ -256,24 +251,18 @@ async def test_on_sqlites_writer_thread_the_statements_store_and_fail_as_through
         await add_to_all_sums(conn, [Sums(_daily, key_columns, sum_columns, [(*day, 5, 1, 10, 5)])])
         await insert_rows(conn, _events, [_event("thread-3"), _event("thread-1")])
 
-    try:
-        assert await thread.transaction(first) == {"thread-1", "thread-2"}
-        with pytest.raises(IntegrityError):
-            await thread.transaction(clashing)
-        async with write_transaction(engine) as conn:
-            await insert_rows(
-                conn, _events, [_event("engine-1"), _event("engine-2", status="error")]
-            )
-        stored = await _raw(engine, _events, ["thread-1", "thread-2", "engine-1", "engine-2"])
-        # The whole failed transaction rolled back: neither its event nor its sum remains.
-        assert sorted(stored) == ["engine-1", "engine-2", "thread-1", "thread-2"]
-        for n in (1, 2):
-            # All but the random key_id (the third column) as the engine's path stores it.
-            thread_row, engine_row = stored[f"thread-{n}"], stored[f"engine-{n}"]
-            assert thread_row[:2] + thread_row[3:] == engine_row[:2] + engine_row[3:]
-        async with read_transaction(engine) as conn:
-            sums = (await conn.execute(select(_daily.c.cost_micros, _daily.c.request_count))).all()
-        assert [tuple(r) for r in sums] == [(7, 1)]
-    finally:
-        await thread.close()
-        await engine.dispose()
+    assert await thread.transaction(first) == {"thread-1", "thread-2"}
+    with pytest.raises(IntegrityError):
+        await thread.transaction(clashing)
+    async with write_transaction(engine) as conn:
+        await insert_rows(conn, _events, [_event("engine-1"), _event("engine-2", status="error")])
+    stored = await _raw(engine, _events, ["thread-1", "thread-2", "engine-1", "engine-2"])
+    # The whole failed transaction rolled back: neither its event nor its sum remains.
+    assert sorted(stored) == ["engine-1", "engine-2", "thread-1", "thread-2"]
+    for n in (1, 2):
+        # All but the random key_id (the third column) as the engine's path stores it.
+        thread_row, engine_row = stored[f"thread-{n}"], stored[f"engine-{n}"]
+        assert thread_row[:2] + thread_row[3:] == engine_row[:2] + engine_row[3:]
+    async with read_transaction(engine) as conn:
+        sums = (await conn.execute(select(_daily.c.cost_micros, _daily.c.request_count))).all()
+    assert [tuple(r) for r in sums] == [(7, 1)]

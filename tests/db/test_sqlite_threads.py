@@ -5,22 +5,19 @@ its caller stops waiting, and the next one writes and is seen."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crabglamp.db import make_engine
 from crabglamp.db.reads import Reads
-from crabglamp.db.sqlite_threads import WriterThread
 from crabglamp.db.tables import table_of
 from crabglamp.models import Account
+from db_support import OnThread
 
 _accounts = table_of(Account)
 
@@ -45,13 +42,10 @@ def _adding(name: str, fail: bool = False) -> Callable[[AsyncConnection], Awaita
 
 
 async def test_a_failed_transaction_writes_nothing_and_the_next_one_commits(
-    sqlite_template: Path, tmp_path: Path
+    on_thread: OnThread,
 ) -> None:
-    path = tmp_path / "threads.db"
-    shutil.copyfile(sqlite_template, path)
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    thread = WriterThread(engine)
-    reads = Reads(engine)
+    thread = on_thread.thread
+    reads = Reads(on_thread.engine)
     try:
         await thread.transaction(_adding("Ada Ltd"))
         with pytest.raises(_Refused):
@@ -62,17 +56,12 @@ async def test_a_failed_transaction_writes_nothing_and_the_next_one_commits(
         assert await thread.transaction(_names) == ["Ada Ltd", "Brook plc"]
     finally:
         await reads.close()
-        await thread.close()
-        await engine.dispose()
 
 
 async def test_a_transaction_handed_over_commits_even_if_its_caller_stops_waiting(
-    sqlite_template: Path, tmp_path: Path
+    on_thread: OnThread,
 ) -> None:
-    path = tmp_path / "threads.db"
-    shutil.copyfile(sqlite_template, path)
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    thread = WriterThread(engine)
+    thread = on_thread.thread
     started = asyncio.Event()
     caller_loop = asyncio.get_running_loop()
 
@@ -82,29 +71,22 @@ async def test_a_transaction_handed_over_commits_even_if_its_caller_stops_waitin
         await asyncio.sleep(0.2)  # on the thread's loop: the transaction suspends there
         await _adding("Slow Co, second row")(conn)
 
-    try:
-        caller = asyncio.ensure_future(thread.transaction(slow))
-        await started.wait()
-        caller.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await caller
-        await thread.transaction(_adding("Next Ltd"))  # runs after the slow one has committed
-        assert await thread.transaction(_names) == ["Next Ltd", "Slow Co", "Slow Co, second row"]
-    finally:
-        await thread.close()
-        await engine.dispose()
+    caller = asyncio.ensure_future(thread.transaction(slow))
+    await started.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await thread.transaction(_adding("Next Ltd"))  # runs after the slow one has committed
+    assert await thread.transaction(_names) == ["Next Ltd", "Slow Co", "Slow Co, second row"]
 
 
 async def test_a_busy_database_is_an_operational_error_and_the_thread_recovers(
-    sqlite_template: Path, tmp_path: Path
+    on_thread: OnThread,
 ) -> None:
     # BEGIN goes to sqlite3 directly on the thread's connection; a database another process
     # holds must still raise what db/retry.py retries, not sqlite3's own exception.
-    path = tmp_path / "threads.db"
-    shutil.copyfile(sqlite_template, path)
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    thread = WriterThread(engine)
-    other = sqlite3.connect(path, isolation_level=None)
+    thread = on_thread.thread
+    other = sqlite3.connect(on_thread.path, isolation_level=None)
 
     async def wait_briefly(conn: AsyncConnection) -> None:
         await conn.exec_driver_sql("PRAGMA busy_timeout=50")
@@ -119,5 +101,3 @@ async def test_a_busy_database_is_an_operational_error_and_the_thread_recovers(
         assert await thread.transaction(_names) == ["After Ltd"]
     finally:
         other.close()
-        await thread.close()
-        await engine.dispose()
