@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from crabglamp.api.auth import Authenticator
 from crabglamp.api.dashboard import dashboard_routes
@@ -84,6 +85,28 @@ def _routes(settings: Settings, proxy: ProxySlot) -> list[BaseRoute]:
     ]
 
 
+class _App(Starlette):
+    """Starlette, except that a proxied request (a POST to a metered route) goes straight to its
+    endpoint. Starlette's error and exception middleware and its router, each a layer of calls
+    around the request and around each message it sends, cost ~17 µs a request (25 µs through
+    them against 8 µs straight, measured on the 2-core machine of BENCHMARKS.md) and give it
+    nothing: the proxy answers every failure itself, in OpenAI's shape (proxy/runtime.py). Under
+    a root path, or for any other request, Starlette routes as usual."""
+
+    def __init__(self, direct: Mapping[str, Callable[..., Awaitable[None]]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._direct = direct
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            endpoint = self._direct.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None,
     engine: AsyncEngine | None = None,
@@ -133,4 +156,4 @@ def create_app(
             if own_engine:
                 await db.dispose()
 
-    return Starlette(routes=_routes(settings, slot), lifespan=lifespan)
+    return _App(slot.metered, routes=_routes(settings, slot), lifespan=lifespan)

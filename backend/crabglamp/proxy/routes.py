@@ -21,14 +21,6 @@ from crabglamp.proxy.refusals import Refusal, send_refusal
 from crabglamp.proxy.runtime import Proxy
 
 
-class ProxySlot:
-    """The running proxy: the routes exist before the app's lifespan starts it, so they hold this
-    slot, which the lifespan fills in and empties."""
-
-    def __init__(self) -> None:
-        self.proxy: Proxy | None = None
-
-
 class ProxyEndpoint:
     def __init__(self, route: str, slot: ProxySlot) -> None:
         self.route = route
@@ -40,6 +32,16 @@ class ProxyEndpoint:
             await send_refusal(send, _unavailable(), "")
             return
         await proxy.handle(self.route, scope, receive, send)
+
+
+class ProxySlot:
+    """The running proxy: the routes exist before the app's lifespan starts it, so they hold this
+    slot, which the lifespan fills in and empties. `metered` are the endpoints of the metered
+    routes by path, POST only: the app may call them without routing (app.py)."""
+
+    def __init__(self) -> None:
+        self.proxy: Proxy | None = None
+        self.metered = {path: ProxyEndpoint(route, self) for route, path in ROUTES.items()}
 
 
 def _request_id() -> str:
@@ -155,10 +157,7 @@ def proxy_routes(
         return slot.proxy.metrics if slot.proxy is not None else None
 
     return [
-        *(
-            Route(path, ProxyEndpoint(route, slot), methods=["POST"])
-            for route, path in ROUTES.items()
-        ),
+        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in slot.metered.items()),
         Route("/v1/models", ModelsEndpoint(slot), methods=["GET"]),
         Route(
             "/metrics",
