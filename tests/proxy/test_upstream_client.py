@@ -4,12 +4,13 @@ pieces, connections kept alive, and a connection the upstream closed never costs
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 
-from crabglamp.proxy.upstream_client import LeanTransport, UpstreamClient
+from crabglamp.proxy.upstream_client import LeanTransport, UpstreamClient, read_whole
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -173,3 +174,36 @@ async def test_the_proxy_client_gives_up_on_a_silent_upstream_after_its_read_tim
         assert asyncio.get_running_loop().time() - started < 2
     finally:
         await client.aclose()
+
+
+async def test_a_whole_answer_is_read_in_all_its_pieces_and_decoded_if_coded(  # type: ignore[no-untyped-def]
+    upstream,
+) -> None:
+    """read_whole: a chunked answer joined from its pieces, one kept-alive connection on, and
+    an upstream that gzips although asked for `identity` still decoded."""
+    coded = gzip.compress(b'{"usage": {}}')
+    answers = [
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"5\r\nfirst\r\n1\r\n \r\n6\r\nsecond\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n%s"
+        % (len(coded), coded),
+    ]
+
+    async def answer_in_turn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in answers:
+            await _read_request(reader)
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    url = await upstream(answer_in_turn)
+    client = UpstreamClient(timeout_seconds=2, connect_seconds=2)
+    try:
+        bodies = []
+        for _ in answers:
+            response = await client.send(client.post(url + "/v1/chat/completions", {}, b"{}"))
+            bodies.append(await read_whole(response))
+            await response.aclose()
+    finally:
+        await client.aclose()
+    assert bodies == [b"first second", b'{"usage": {}}']
