@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from prometheus_client import (
@@ -62,6 +62,11 @@ class Metrics:
         self._counted: dict[str, Counter | Gauge] = {}
         self._gauges: dict[str, Gauge] = {}
         self._histograms: dict[str, Histogram] = {}
+        # Each metric's child per label values, looked up once: prometheus-client's `labels()`
+        # checks and locks on every call (1.8 µs against 0.6 µs for the child's own `inc`, and
+        # a proxied request makes about seven such calls). The label values are few: routes,
+        # statuses, refusal codes, providers.
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def counter(self, name: str, help: str, labels: Sequence[str] = ()) -> str:
         if name not in self._label_names:
@@ -92,17 +97,21 @@ class Metrics:
             self._label_names[name] = tuple(labels)
         return name
 
+    def _child(self, metrics: Mapping[str, Any], name: str, labels: tuple[str, ...]) -> Any:
+        child = self._children.get((name, labels))
+        if child is None:
+            metric = metrics[name]
+            child = self._children[(name, labels)] = metric.labels(*labels) if labels else metric
+        return child
+
     def inc(self, name: str, labels: tuple[str, ...] = (), amount: float = 1) -> None:
-        metric = self._counted[name]
-        (metric.labels(*labels) if labels else metric).inc(amount)
+        self._child(self._counted, name, labels).inc(amount)
 
     def set(self, name: str, labels: tuple[str, ...], value: float) -> None:
-        metric = self._gauges[name]
-        (metric.labels(*labels) if labels else metric).set(value)
+        self._child(self._gauges, name, labels).set(value)
 
     def observe(self, name: str, labels: tuple[str, ...], value: float) -> None:
-        metric = self._histograms[name]
-        (metric.labels(*labels) if labels else metric).observe(value)
+        self._child(self._histograms, name, labels).observe(value)
 
     def value(self, name: str, labels: tuple[str, ...] = ()) -> float:
         """A counter's or gauge's value in this process."""
