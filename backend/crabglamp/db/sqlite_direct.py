@@ -16,12 +16,25 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 def inline_sqlite(driver_connection: object) -> sqlite3.Connection | None:
     """The sqlite3 connection under a thread's inline connection; None for any other."""
     inline = getattr(driver_connection, "inline", None)
     return inline if isinstance(inline, sqlite3.Connection) else None
+
+
+def inline_of(conn: AsyncConnection) -> sqlite3.Connection | None:
+    """`inline_sqlite` of the connection `conn` holds, asked without `get_raw_connection`'s hop
+    through SQLAlchemy's greenlet (22 µs against 0.8 µs, measured; nine times in a proxied
+    event's record): a started, valid connection holds its driver connection, and handing it
+    over does no I/O. Any other (closed, invalidated) gives None: its statement then goes
+    through SQLAlchemy, which raises what it raises for such a connection."""
+    sync = conn.sync_connection
+    if sync is None or sync.closed or sync.invalidated:
+        return None
+    return inline_sqlite(sync.connection.driver_connection)
 
 
 def execute_inline(
