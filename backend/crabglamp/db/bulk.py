@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.dialect import insert_for
-from crabglamp.db.sqlite_direct import execute_inline, inline_of
+from crabglamp.db.sqlite_direct import run_sqlite
 
 _Processor = Callable[[Any], Any]
 
@@ -98,7 +98,7 @@ async def _write(
     if _native(dialect) == "sqlite":
         _, processors, _ = _plan(dialect, table, columns)
         sql = _sqlite_insert(dialect, table, columns, conflict)
-        await _sqlite(conn, sql, _converted(rows, processors), many=True)
+        await run_sqlite(conn, sql, _converted(rows, processors), many=True)
         return
     sql, arrays = _unnest_insert(dialect, table, columns, rows, conflict, order_by, 1)
     await conn.exec_driver_sql(sql, arrays)
@@ -110,23 +110,6 @@ def _sqlite_insert(dialect: Dialect, table: Table, columns: tuple[str, ...], con
     target = dialect.identifier_preparer.format_table(table)
     marks = ", ".join("?" for _ in columns)
     return f"INSERT INTO {target} ({', '.join(names)}) VALUES ({marks}){conflict}"
-
-
-async def _sqlite(
-    conn: AsyncConnection, sql: str, params: Sequence[Any], many: bool = False
-) -> list[Any]:
-    """A driver-level statement on SQLite; its rows, if it returns any.
-
-    On a writer or reader thread's connection (db/sqlite_threads.py) it goes straight to
-    sqlite3 on that thread (db/sqlite_direct.py): SQLAlchemy's execution around it cost more than
-    SQLite's own work for the one row of each of a proxied event's seven rollups (0.2 ms of a
-    1.5 ms record). Its errors are raised as SQLAlchemy raises them, inside the caller's
-    transaction all the same."""
-    inline = inline_of(conn)
-    if inline is None:
-        result = await conn.exec_driver_sql(sql, params)
-        return list(result) if result.returns_rows else []
-    return execute_inline(inline, conn.dialect, sql, params, many)
 
 
 def _unnest_insert(
@@ -312,7 +295,7 @@ async def existing_ids(conn: AsyncConnection, table: Table, ids: Sequence[str]) 
     if native == "sqlite":
         # json_each turns one JSON array parameter into a table: no limit on bound parameters.
         sql = f"SELECT id FROM {target} WHERE id IN (SELECT value FROM json_each(?))"
-        return {row[0] for row in await _sqlite(conn, sql, (json.dumps(list(ids)),))}
+        return {row[0] for row in await run_sqlite(conn, sql, (json.dumps(list(ids)),))}
     if native == "postgresql":
         id_type = table.c.id.type.compile(dialect=conn.dialect)
         sql = f"SELECT id FROM {target} WHERE id = ANY($1::{id_type}[])"

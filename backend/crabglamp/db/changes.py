@@ -29,10 +29,10 @@ from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import is_sqlite, read_transaction
+from crabglamp.db.sqlite_direct import run_sqlite
 from crabglamp.db.tables import table_of
 from crabglamp.models import UsageChangeMark
 
@@ -45,18 +45,15 @@ _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 _marks = table_of(UsageChangeMark)
 
 
-def _bump() -> tuple[Any, Any]:
-    """SQLite's two statements of `announce`, built once: building them per transaction (the
-    upsert's `excluded` alias above all) cost more than running them."""
-    upsert = sqlite.insert(_marks)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[_marks.c.account_id, _marks.c.kind],
-        set_={"seq": upsert.excluded.seq},
-    )
-    return select(func.coalesce(func.max(_marks.c.seq), 0) + 1), upsert
-
-
-_NEXT_SEQ, _MARK = _bump()
+# SQLite's two statements of `announce`, as driver-level SQL: they run straight on a writer
+# thread's sqlite3 connection (db/sqlite_direct.py), where SQLAlchemy's execution of the two
+# cost more than SQLite's work for them. The account id goes in as SQLAlchemy stores a UUID
+# there: 32 hex digits.
+_NEXT_SEQ = "SELECT coalesce(max(seq), 0) + 1 FROM usage_change_mark"
+_MARK = (
+    "INSERT INTO usage_change_mark (account_id, kind, seq) VALUES (?, ?, ?)"
+    " ON CONFLICT (account_id, kind) DO UPDATE SET seq = excluded.seq"
+)
 
 
 class ChangeKind(StrEnum):
@@ -97,13 +94,13 @@ async def announce(
         return
     if is_sqlite(conn):
         # The write lock is held (BEGIN IMMEDIATE): no other writer can take the same number.
-        seq = (await conn.execute(_NEXT_SEQ)).scalar_one()
+        ((seq,),) = await run_sqlite(conn, _NEXT_SEQ)
         rows = [
-            {"account_id": account, "kind": kind.value, "seq": seq}
+            (account.hex, kind.value, seq)
             for account in sorted(changed)
             for kind in sorted(changed[account])
         ]
-        await conn.execute(_MARK, rows)
+        await run_sqlite(conn, _MARK, rows, many=True)
         return
     for payload in _payloads(changed):
         await conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})

@@ -50,3 +50,20 @@ def execute_inline(
         return cursor.fetchall()
     except sqlite3.Error as error:
         raise DBAPIError.instance(sql, params, error, sqlite3.Error, dialect=dialect) from error
+
+
+async def run_sqlite(
+    conn: AsyncConnection, sql: str, params: Sequence[Any] = (), many: bool = False
+) -> list[Any]:
+    """A driver-level statement on a SQLite connection; its rows, if it returns any.
+
+    On a writer or reader thread's connection it goes straight to sqlite3 on that thread:
+    SQLAlchemy's execution around it cost more than SQLite's own work for the one row of each
+    of a proxied event's seven rollups (0.2 ms of a 1.5 ms record). On any other it goes
+    through `exec_driver_sql` (with `many`, `params` is a list of rows). Either way its errors
+    are raised as SQLAlchemy raises them, inside the caller's transaction all the same."""
+    inline = inline_of(conn)
+    if inline is None:
+        result = await conn.exec_driver_sql(sql, list(params) if many else tuple(params))
+        return list(result) if result.returns_rows else []
+    return execute_inline(inline, conn.dialect, sql, params, many)
