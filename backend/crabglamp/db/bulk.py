@@ -3,9 +3,9 @@
 At tens of thousands of rows per second, SQLAlchemy's per-row parameter handling costs more
 than the database's own work. These helpers convert each value once, with the very bind
 processors SQLAlchemy would apply (so SQLite stores exactly what an ORM insert stores: UUIDs as
-32-character hex, datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff'), and send driver-level SQL through
-`exec_driver_sql`, inside the caller's transaction and SQLAlchemy's error translation (on a
-SQLite writer or reader thread, straight to sqlite3, its errors translated the same way).
+32-character hex, datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff'), and send driver-level SQL straight
+to the driver (db/sqlite_direct.py, db/postgres_direct.py), inside the caller's transaction and
+with SQLAlchemy's error translation.
 
 SQLite gets one prepared statement run by `executemany` in C. PostgreSQL gets COPY for plain
 inserts, and for upserts one statement per batch whose columns arrive as arrays
@@ -24,10 +24,10 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.dialect import insert_for
+from crabglamp.db.postgres_direct import adapter_of, begun, raise_translated, run_postgres
 from crabglamp.db.sqlite_direct import run_sqlite
 
 _Processor = Callable[[Any], Any]
@@ -101,7 +101,7 @@ async def _write(
         await run_sqlite(conn, sql, _converted(rows, processors), many=True)
         return
     sql, arrays = _unnest_insert(dialect, table, columns, rows, conflict, order_by, 1)
-    await conn.exec_driver_sql(sql, arrays)
+    await run_postgres(conn, sql, arrays)
 
 
 @lru_cache(maxsize=64)
@@ -178,27 +178,20 @@ async def _copy(
     conn: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
 ) -> None:
     """PostgreSQL's COPY, the fastest way in: binary rows encoded by asyncpg's column codecs."""
-    raw = await conn.get_raw_connection()
-    adapted: Any = raw.dbapi_connection  # SQLAlchemy's adapter around the asyncpg connection
-    if adapted._transaction is None and not adapted.autocommit:
-        # The adapter begins its transaction lazily, at its first statement: begin it now, so
-        # that the COPY belongs to the caller's transaction and rolls back with it.
-        await conn.exec_driver_sql("SELECT 1")
+    # In the caller's transaction (begun now if nothing has run in it yet), so that the COPY
+    # rolls back with it; its errors as SQLAlchemy raises them (a duplicate id is an
+    # IntegrityError, which the ingest path retries after looking again).
+    adapter = adapter_of(conn)
+    driver = await begun(conn)
+    if adapter is None or driver is None:
+        await conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
     try:
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        await driver.copy_records_to_table(
             table.name, records=rows, columns=list(columns), schema_name=table.schema
         )
     except Exception as error:
-        dbapi = conn.dialect.loaded_dbapi
-        try:
-            adapted._handle_exception(error)  # raises it as the adapter's DBAPI error
-        except dbapi.Error as translated:
-            # As SQLAlchemy would raise it: a duplicate id is an IntegrityError, which the
-            # ingest path retries after looking again.
-            raise DBAPIError.instance(
-                f"COPY {table.name}", None, translated, dbapi.Error, dialect=conn.dialect
-            ) from error
-        raise
+        raise_translated(conn, adapter, error, f"COPY {table.name}", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +257,7 @@ async def add_to_all_sums(conn: AsyncConnection, batches: Sequence[Sums]) -> Non
     if len(statements) > 1:
         together = ", ".join(f"sums_{n} AS ({sql})" for n, sql in enumerate(statements))
         statements = [f"WITH {together} SELECT 1"]
-    await conn.exec_driver_sql(statements[0], tuple(arrays))
+    await run_postgres(conn, statements[0], arrays)
 
 
 def _conflict(dialect: Dialect, batch: Sums) -> str:
@@ -299,7 +292,7 @@ async def existing_ids(conn: AsyncConnection, table: Table, ids: Sequence[str]) 
     if native == "postgresql":
         id_type = table.c.id.type.compile(dialect=conn.dialect)
         sql = f"SELECT id FROM {target} WHERE id = ANY($1::{id_type}[])"
-        rows = await conn.exec_driver_sql(sql, (list(ids),))
+        rows = await run_postgres(conn, sql, (list(ids),))
     else:
         from sqlalchemy import select
 

@@ -28,10 +28,11 @@ from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crabglamp.db import is_sqlite, read_transaction
+from crabglamp.db.postgres_direct import run_postgres
 from crabglamp.db.sqlite_direct import run_sqlite
 from crabglamp.db.tables import table_of
 from crabglamp.models import UsageChangeMark
@@ -41,7 +42,7 @@ log = logging.getLogger("crabglamp.db.changes")
 CHANNEL: Final = "crabglamp_usage_changes"
 # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more; an account takes about 60.
 _PAYLOAD_BYTES: Final = 7000
-_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+_NOTIFY = "SELECT pg_notify($1, $2)"
 _marks = table_of(UsageChangeMark)
 
 
@@ -103,7 +104,7 @@ async def announce(
         await run_sqlite(conn, _MARK, rows, many=True)
         return
     for payload in _payloads(changed):
-        await conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+        await run_postgres(conn, _NOTIFY, (CHANNEL, payload))
 
 
 def _payloads(changed: Mapping[uuid.UUID, Collection[ChangeKind]]) -> Iterable[str]:
