@@ -55,16 +55,23 @@ async def begun(conn: AsyncConnection) -> Any | None:
     return adapter._connection
 
 
-async def run_postgres(conn: AsyncConnection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-    """`sql` ($1, $2, … placeholders) run on `conn`'s asyncpg connection; the rows it returns."""
+async def run_postgres(
+    conn: AsyncConnection, sql: str, params: Sequence[Any] = (), many: bool = False
+) -> list[Any]:
+    """`sql` ($1, $2, … placeholders) run on `conn`'s asyncpg connection; the rows it returns.
+    With `many`, `params` is a list of rows, run in their order in one round trip (no rows
+    returned)."""
     adapter = adapter_of(conn)
     if adapter is None:
-        result = await conn.exec_driver_sql(sql, tuple(params))
+        result = await conn.exec_driver_sql(sql, list(params) if many else tuple(params))
         return list(result) if result.returns_rows else []
     async with adapter._execute_mutex:
         if adapter._transaction is None:
             await adapter._start_transaction()
         try:
+            if many:
+                await adapter._connection.executemany(sql, params)
+                return []
             return list(await adapter._connection.fetch(sql, *params))
         except Exception as error:
             raise_translated(conn, adapter, error, sql, params)

@@ -16,6 +16,7 @@ from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.dialect import insert_for
+from crabglamp.db.postgres_direct import run_postgres
 from crabglamp.db.tables import table_of
 from crabglamp.models import KeySpend, SpendReservation
 from crabglamp.proxy.reservation import MonthSpend, Settlement
@@ -35,6 +36,16 @@ _FREE = _DELETE.returning(
     _reservations.c.amount_micros,
 )
 _FREE_QUIETLY = _DELETE.returning(_reservations.c.id, _reservations.c.amount_micros)
+# PostgreSQL's text of the settlement's two statements (`_FREE_QUIETLY`, `_ADJUST`), sent to
+# asyncpg itself (db/postgres_direct.py): through SQLAlchemy's execution the settlement took
+# 0.66 to 0.86 ms of a proxied request's record, of which the two round trips 0.36 ms.
+_PG_FREE_QUIETLY = (
+    "DELETE FROM spend_reservation WHERE id = ANY($1::uuid[]) RETURNING id, amount_micros"
+)
+_PG_ADJUST = (
+    "UPDATE key_spend SET spent_micros = spent_micros + $3,"
+    " reserved_micros = reserved_micros - $4 WHERE key_id = $1 AND month = $2"
+)
 
 
 async def open_month(conn: AsyncConnection, key_id: uuid.UUID, month: date) -> None:
@@ -89,9 +100,14 @@ async def _adjust(
         for (key_id, month), (spent, freed) in ordered
         if spent != 0 or freed != 0
     ]
-    if rows:
-        # One prebuilt statement, executed for all the batch's (key, month) rows in one call.
-        await conn.execute(_ADJUST, rows)
+    if not rows:
+        return
+    if _on_asyncpg(conn):
+        values = [tuple(row.values()) for row in rows]  # key, month, spent, freed
+        await run_postgres(conn, _PG_ADJUST, values, many=True)  # in this order, one trip
+        return
+    # One prebuilt statement, executed for all the batch's (key, month) rows in one call.
+    await conn.execute(_ADJUST, rows)
 
 
 def _adjustment() -> Any:
@@ -134,5 +150,14 @@ async def settle_in(
 
 
 async def _free_quietly(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-    deleted = await conn.execute(_FREE_QUIETLY, {"ids": sorted(ids)})
-    return {reservation_id: amount for reservation_id, amount in deleted}
+    if _on_asyncpg(conn):
+        deleted = await run_postgres(conn, _PG_FREE_QUIETLY, (sorted(ids),))
+        # asyncpg's own UUID type, as the standard library's (it hashes alike, but a plain
+        # UUID is what every caller holds)
+        return {uuid.UUID(bytes=found.bytes): amount for found, amount in deleted}
+    deleted_rows = await conn.execute(_FREE_QUIETLY, {"ids": sorted(ids)})
+    return {reservation_id: amount for reservation_id, amount in deleted_rows}
+
+
+def _on_asyncpg(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg"
