@@ -85,6 +85,11 @@ bench-peers *ARGS:
     command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
     python -m benchmarks.peers_bench {{ARGS}}
 
+# P4 before and after: the proxy of another checkout (--before DIR, e.g. a git worktree) and this one, in turns
+bench-proxy-ab *ARGS:
+    command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+    python -m benchmarks.proxy_ab {{ARGS}}
+
 # P6: first chart drawn in headless Chromium (20 keys, a month); bytes per chart vs GET /api/usage
 bench-dashboard *ARGS: frontend
     python -m benchmarks.dashboard_bench {{ARGS}}
