@@ -27,7 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.dialect import insert_for
-from crabglamp.db.postgres_direct import adapter_of, begun, raise_translated, run_postgres
+from crabglamp.db.postgres_direct import copy_records, run_postgres
 from crabglamp.db.sqlite_direct import run_sqlite
 
 _Processor = Callable[[Any], Any]
@@ -169,29 +169,9 @@ async def insert_rows(
     get = itemgetter(*columns)
     tuples = [get(row) for row in rows] if len(columns) > 1 else [(get(row),) for row in rows]
     if _native(conn.dialect) == "postgresql" and len(tuples) >= _COPY_FROM:
-        await _copy(conn, table, columns, tuples)
+        await copy_records(conn, table, columns, tuples)
         return
     await _write(conn, table, columns, tuples, "")
-
-
-async def _copy(
-    conn: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
-) -> None:
-    """PostgreSQL's COPY, the fastest way in: binary rows encoded by asyncpg's column codecs."""
-    # In the caller's transaction (begun now if nothing has run in it yet), so that the COPY
-    # rolls back with it; its errors as SQLAlchemy raises them (a duplicate id is an
-    # IntegrityError, which the ingest path retries after looking again).
-    adapter = adapter_of(conn)
-    driver = await begun(conn)
-    if adapter is None or driver is None:
-        await conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
-        return
-    try:
-        await driver.copy_records_to_table(
-            table.name, records=rows, columns=list(columns), schema_name=table.schema
-        )
-    except Exception as error:
-        raise_translated(conn, adapter, error, f"COPY {table.name}", None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crabglamp.db.dialect import insert_for
-from crabglamp.db.postgres_direct import run_postgres
+from crabglamp.db.postgres_direct import on_asyncpg, run_postgres
 from crabglamp.db.tables import table_of
 from crabglamp.models import KeySpend, SpendReservation
 from crabglamp.proxy.reservation import MonthSpend, Settlement
@@ -102,7 +102,7 @@ async def _adjust(
     ]
     if not rows:
         return
-    if _on_asyncpg(conn):
+    if on_asyncpg(conn):
         values = [tuple(row.values()) for row in rows]  # key, month, spent, freed
         await run_postgres(conn, _PG_ADJUST, values, many=True)  # in this order, one trip
         return
@@ -150,14 +150,10 @@ async def settle_in(
 
 
 async def _free_quietly(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-    if _on_asyncpg(conn):
+    if on_asyncpg(conn):
         deleted = await run_postgres(conn, _PG_FREE_QUIETLY, (sorted(ids),))
         # asyncpg's own UUID type, as the standard library's (it hashes alike, but a plain
         # UUID is what every caller holds)
         return {uuid.UUID(bytes=found.bytes): amount for found, amount in deleted}
     deleted_rows = await conn.execute(_FREE_QUIETLY, {"ids": sorted(ids)})
     return {reservation_id: amount for reservation_id, amount in deleted_rows}
-
-
-def _on_asyncpg(conn: AsyncConnection) -> bool:
-    return conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg"
